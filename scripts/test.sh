@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The test command: installs the PostgreSQL server if it is missing, starts a throwaway
+# cluster (wal_level = logical) on a free loopback port in a temporary directory, runs
+# every test against it, and stops it again, leaving no process behind even when tests
+# fail. Extra arguments go to `cargo test` (e.g. `scripts/test.sh --test replication`).
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+source scripts/postgres.sh
+
+postgres_install_if_missing
+postgres_start_cluster          # exports ROWHOOK_TEST_DATABASE_URL and friends
+trap postgres_stop_everything EXIT
+
+cargo build --all-targets --locked
+cargo test --locked --no-fail-fast "$@" 2>&1

@@ -1,0 +1,47 @@
+//! `rowhook check [--offline]`.
+
+use std::path::Path;
+
+use rowhook::config::SourceMode;
+use rowhook::source::finding::{Finding, Severity};
+use rowhook::source::{database, replication};
+
+use super::{Failure, database_url, load_config};
+
+pub async fn run(path: &Path, offline: bool) -> Result<(), Failure> {
+    let config = load_config(path)?;
+    println!(
+        "ok: {} is valid ({} model(s), {} webhook(s))",
+        config.file.display(),
+        config.models.len(),
+        config.webhooks.len()
+    );
+    if offline {
+        return Ok(());
+    }
+    let url = database_url(&config)?;
+    let findings = match database::connect(&url).await {
+        Err(error) => vec![Finding::error(error.to_string())],
+        Ok(client) => match config.source.mode {
+            SourceMode::Replication => replication::check::check(&client, &url, &config).await,
+            SourceMode::Notify => vec![Finding::error(
+                "mode = \"notify\" is not available in this build yet",
+            )],
+        },
+    };
+    let mut failed = false;
+    for finding in &findings {
+        println!("{finding}");
+        failed |= finding.severity == Severity::Error;
+    }
+    if failed {
+        return Err(Failure::Configuration(vec![format!(
+            "error: {} problem(s) found",
+            findings
+                .iter()
+                .filter(|finding| finding.severity == Severity::Error)
+                .count()
+        )]));
+    }
+    Ok(())
+}

@@ -1,0 +1,90 @@
+//! One module per subcommand that is more than a few lines.
+
+pub mod check;
+pub mod setup;
+pub mod tail;
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use rowhook::config::{self, Config};
+use rowhook::shutdown::{self, Shutdown};
+use rowhook::source::database_url::{self, DatabaseUrl};
+
+/// Why a command failed, which decides the exit code (CONTRACT §1).
+pub enum Failure {
+    /// Usage or configuration: exit code 2. Each line is one problem.
+    Configuration(Vec<String>),
+    /// Something went wrong while running: exit code 1.
+    Runtime(anyhow::Error),
+}
+
+impl Failure {
+    pub fn report(self) -> ExitCode {
+        match self {
+            Failure::Configuration(lines) => {
+                for line in lines {
+                    eprintln!("{line}");
+                }
+                ExitCode::from(2)
+            }
+            Failure::Runtime(error) => {
+                eprintln!("error: {error:#}");
+                ExitCode::from(1)
+            }
+        }
+    }
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(error: anyhow::Error) -> Self {
+        Failure::Runtime(error)
+    }
+}
+
+pub fn load_config(path: &Path) -> Result<Config, Failure> {
+    config::load(path).map_err(|errors| {
+        Failure::Configuration(errors.0.iter().map(ToString::to_string).collect())
+    })
+}
+
+pub fn database_url(config: &Config) -> Result<DatabaseUrl, Failure> {
+    database_url::parse(&config.source.url).map_err(|error| {
+        Failure::Configuration(vec![format!(
+            "{}: source.url: {error}",
+            config.file.display()
+        )])
+    })
+}
+
+/// Logs go to stderr; quiet by default for commands whose stdout is their product.
+pub fn init_logging(quiet: bool) {
+    let default = if quiet { "warn" } else { "info" };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("ROWHOOK_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// A shutdown signal that fires on SIGINT or SIGTERM.
+pub fn shutdown_on_signals() -> Shutdown {
+    let (trigger, shutdown) = shutdown::channel();
+    tokio::spawn(async move {
+        let interrupt = tokio::signal::ctrl_c();
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    _ = interrupt => {}
+                    _ = terminate.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = interrupt.await;
+            }
+        }
+        trigger.trigger();
+    });
+    shutdown
+}

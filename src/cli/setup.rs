@@ -1,0 +1,32 @@
+//! `rowhook setup [--replica-identity-full]`.
+
+use std::path::Path;
+
+use anyhow::Context;
+use rowhook::config::SourceMode;
+use rowhook::source::{database, replication};
+
+use super::{Failure, database_url, load_config};
+
+pub async fn run(path: &Path, replica_identity_full: bool) -> Result<(), Failure> {
+    let config = load_config(path)?;
+    let url = database_url(&config)?;
+    let client = database::connect(&url).await.map_err(anyhow::Error::from)?;
+    let report = match config.source.mode {
+        SourceMode::Replication => {
+            replication::setup::setup(&client, &config, replica_identity_full)
+                .await
+                .context("setup failed")?
+        }
+        SourceMode::Notify => {
+            return Err(Failure::Configuration(vec![format!(
+                "{}: source.mode: \"notify\" is not available in this build yet",
+                config.file.display()
+            )]));
+        }
+    };
+    for line in report {
+        println!("{line}");
+    }
+    Ok(())
+}

@@ -1,0 +1,70 @@
+//! `rowhook tail`: captured changes as JSON lines from a temporary slot. It acknowledges
+//! only its own temporary slot, so it disturbs nothing.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::Context;
+use rowhook::change::{Lsn, TableName};
+use rowhook::config::SourceMode;
+use rowhook::envelope::envelope;
+use rowhook::source::replication::{
+    Captured, ReplicationSource, SlotKind, acknowledgement_channel,
+};
+use tokio::sync::mpsc;
+
+use super::{Failure, database_url, load_config, shutdown_on_signals};
+
+pub async fn run(path: &Path) -> Result<(), Failure> {
+    let config = load_config(path)?;
+    if config.source.mode != SourceMode::Replication {
+        return Err(Failure::Configuration(vec![format!(
+            "{}: source.mode: tail reads a replication slot, so it needs mode = \"replication\"",
+            config.file.display()
+        )]));
+    }
+    let url = database_url(&config)?;
+    let models: HashMap<TableName, String> = config
+        .models
+        .values()
+        .map(|model| (model.table.clone(), model.name.clone()))
+        .collect();
+    let source = ReplicationSource {
+        url,
+        slot: SlotKind::Temporary {
+            name: format!("rowhook_tail_{}", std::process::id()),
+        },
+        publication: config.source.publication.clone(),
+        start: Lsn(0),
+    };
+    let (sender, mut receiver) = mpsc::channel(1024);
+    let (acknowledger, acknowledgements) = acknowledgement_channel();
+    let capture = tokio::spawn(source.run(sender, acknowledgements, shutdown_on_signals()));
+
+    let mut output = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout());
+    while let Some(captured) = receiver.recv().await {
+        let written = match captured {
+            Captured::Change(change) => match models.get(&change.table) {
+                Some(model) => serde_json::to_writer(&mut output, &envelope(&change, model, None))
+                    .map_err(std::io::Error::from)
+                    .and_then(|()| output.write_all(b"\n")),
+                None => Ok(()),
+            },
+            Captured::Commit { end_lsn } => {
+                acknowledger.acknowledge(end_lsn);
+                output.flush()
+            }
+        };
+        if written.is_err() {
+            // The reader went away (a closed pipe): that is the end of tailing, not a failure.
+            return Ok(());
+        }
+    }
+    let _ = output.flush();
+    capture
+        .await
+        .context("the capture task failed")?
+        .context("replication stream failed")?;
+    Ok(())
+}

@@ -1,0 +1,107 @@
+//! `[delivery]` and the same keys as per-webhook overrides.
+
+use std::time::Duration;
+
+use toml::Table;
+
+use super::DeliveryConfig;
+use super::reader::{Reader, key_path};
+
+/// The keys of `[delivery]`, which every webhook may set for itself too.
+pub(super) const KEYS: [&str; 4] = ["timeout", "retry", "event_id_header", "concurrency"];
+
+fn defaults() -> DeliveryConfig {
+    DeliveryConfig {
+        timeout: Duration::from_secs(3),
+        retry: [5, 240, 480].map(Duration::from_secs).to_vec(),
+        event_id_header: "webhook-id".to_string(),
+        concurrency: 256,
+    }
+}
+
+pub(super) fn read_global(reader: &mut Reader, document: &Table) -> DeliveryConfig {
+    match reader.table(document, "", "delivery") {
+        Some(table) => {
+            reader.reject_unknown_keys("delivery", table, &KEYS);
+            read_overrides(reader, table, "delivery", &defaults())
+        }
+        None => defaults(),
+    }
+}
+
+/// `base` with the delivery keys found in `table` (at key path `path`) applied. A key
+/// with a mistake is reported and `base`'s value kept, so the caller can go on
+/// validating.
+pub(super) fn read_overrides(
+    reader: &mut Reader,
+    table: &Table,
+    path: &str,
+    base: &DeliveryConfig,
+) -> DeliveryConfig {
+    let mut delivery = base.clone();
+    if let Some(timeout) = reader.duration(table, path, "timeout") {
+        if timeout.is_zero() {
+            reader.error(key_path(path, "timeout"), "must be greater than 0s");
+        }
+        delivery.timeout = timeout;
+    }
+    if let Some(retry) = reader.duration_array(table, path, "retry") {
+        if retry.is_empty() {
+            reader.error(
+                key_path(path, "retry"),
+                "must list at least one delay (one per attempt)",
+            );
+        } else {
+            delivery.retry = retry;
+        }
+    }
+    if let Some(header) = reader.string(table, path, "event_id_header") {
+        if is_header_name(&header.text) {
+            delivery.event_id_header = header.text.to_ascii_lowercase();
+        } else {
+            reader.error(
+                key_path(path, "event_id_header"),
+                invalid_header_name(&header.text),
+            );
+        }
+    }
+    if let Some(concurrency) = reader.integer(table, path, "concurrency") {
+        match usize::try_from(concurrency) {
+            Ok(concurrency) if concurrency >= 1 => delivery.concurrency = concurrency,
+            _ => reader.error(key_path(path, "concurrency"), "must be at least 1"),
+        }
+    }
+    delivery
+}
+
+/// An HTTP field name: one or more token characters (RFC 9110, section 5.1).
+pub(super) fn is_header_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|byte| byte.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&byte))
+}
+
+pub(super) fn invalid_header_name(name: &str) -> String {
+    format!("invalid header name {name:?}: expected letters, digits and !#$%&'*+-.^_`|~")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_names_are_tokens() {
+        for name in [
+            "webhook-id",
+            "X-Request-ID",
+            "x_custom",
+            "a!#$%&'*+-.^_`|~9",
+        ] {
+            assert!(is_header_name(name), "{name}");
+        }
+        for name in ["", "x id", "x:id", "x(id)", "é", "x\nid"] {
+            assert!(!is_header_name(name), "{name:?}");
+        }
+    }
+}

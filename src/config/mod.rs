@@ -1,0 +1,391 @@
+//! The TOML configuration of CONTRACT §2: loading, `${NAME}` expansion, defaults and
+//! validation.
+//!
+//! Loading never stops at the first mistake: every problem found in the file is
+//! reported, each naming the file, the key path and the reason, e.g.
+//! `config/rowhook.toml: webhooks[1].url: missing required key`.
+//!
+//! Environment variables: `${NAME}` in any string value is replaced by variable `NAME`;
+//! `$${` stands for a literal `${` (so `$${{ item.price }}` renders a dollar sign before
+//! a Liquid output); any other `$` is kept. Keys are never expanded.
+//!
+//! Relative paths (`store.path`) are taken relative to the working directory, not to the
+//! configuration file, so that the defaults `config/rowhook.toml` and `data/rowhook` sit
+//! side by side in the directory rowhook is started from.
+
+mod delivery;
+mod duration;
+mod environment;
+mod reader;
+mod sections;
+mod table_name;
+mod webhook;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use thiserror::Error;
+
+use crate::change::{Action, TableName};
+use crate::source::database_url::{MASK, mask_url_password};
+
+pub use duration::{DurationError, format_duration, parse_duration};
+pub use table_name::{TableNameError, parse_table_name};
+
+/// Where the configuration is read from when neither `--config` nor `ROWHOOK_CONFIG` says.
+pub const DEFAULT_FILE: &str = "config/rowhook.toml";
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The file the configuration was read from, for messages.
+    pub file: PathBuf,
+    pub source: SourceConfig,
+    pub store: StoreConfig,
+    /// `None` runs without the admin server.
+    pub admin: Option<AdminConfig>,
+    /// The global `[delivery]` table; `concurrency` here caps all webhooks together.
+    pub delivery: DeliveryConfig,
+    /// By model name.
+    pub models: BTreeMap<String, ModelConfig>,
+    /// In file order.
+    pub webhooks: Vec<WebhookConfig>,
+}
+
+impl Config {
+    pub fn webhook(&self, name: &str) -> Option<&WebhookConfig> {
+        self.webhooks.iter().find(|webhook| webhook.name == name)
+    }
+
+    /// The model that captures `table`; validation makes it unique.
+    pub fn model_for_table(&self, table: &TableName) -> Option<&ModelConfig> {
+        self.models.values().find(|model| &model.table == table)
+    }
+}
+
+#[derive(Clone)]
+pub struct SourceConfig {
+    /// A libpq-style connection string, already checked to parse as a
+    /// [`DatabaseUrl`](crate::source::database_url::DatabaseUrl).
+    pub url: String,
+    /// Whether `url` held a `${NAME}` reference: show it only through
+    /// [`mask_url_password`].
+    pub url_from_environment: bool,
+    pub mode: SourceMode,
+    pub slot: String,
+    pub publication: String,
+}
+
+impl fmt::Debug for SourceConfig {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter
+            .debug_struct("SourceConfig")
+            .field("url", &mask_url_password(&self.url))
+            .field("url_from_environment", &self.url_from_environment)
+            .field("mode", &self.mode)
+            .field("slot", &self.slot)
+            .field("publication", &self.publication)
+            .finish()
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SourceMode {
+    /// Logical replication with pgoutput.
+    Replication,
+    /// Trigger-filled outbox table with LISTEN/NOTIFY as a wake-up.
+    Notify,
+}
+
+impl SourceMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SourceMode::Replication => "replication",
+            SourceMode::Notify => "notify",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoreConfig {
+    pub path: PathBuf,
+    /// Delivered and failed events older than this are pruned.
+    pub retention: Duration,
+}
+
+#[derive(Clone)]
+pub struct AdminConfig {
+    pub listen: SocketAddr,
+    pub token: String,
+}
+
+impl fmt::Debug for AdminConfig {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter
+            .debug_struct("AdminConfig")
+            .field("listen", &self.listen)
+            .field("token", &MASK)
+            .finish()
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeliveryConfig {
+    /// For the whole request, connecting included.
+    pub timeout: Duration,
+    /// One entry per attempt: the delay before it (CONTRACT §2, "Retry schedule").
+    pub retry: Vec<Duration>,
+    /// Lower case.
+    pub event_id_header: String,
+    /// Requests in flight at once: all webhooks together in [`Config::delivery`], the
+    /// webhook's own cap in [`WebhookConfig::delivery`].
+    pub concurrency: usize,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ModelConfig {
+    pub name: String,
+    pub table: TableName,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method {
+    Get,
+    Post,
+    Put,
+    Patch,
+    Delete,
+}
+
+impl Method {
+    pub const ALL: [Method; 5] = [
+        Method::Get,
+        Method::Post,
+        Method::Put,
+        Method::Patch,
+        Method::Delete,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Get => "GET",
+            Method::Post => "POST",
+            Method::Put => "PUT",
+            Method::Patch => "PATCH",
+            Method::Delete => "DELETE",
+        }
+    }
+
+    /// `GET` and `DELETE` send no body: their `fields` become the query string.
+    pub fn sends_body(self) -> bool {
+        !matches!(self, Method::Get | Method::Delete)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Json,
+    Form,
+    Text,
+}
+
+impl Format {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Format::Json => "json",
+            Format::Form => "form",
+            Format::Text => "text",
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct WebhookConfig {
+    pub name: String,
+    pub model: String,
+    /// Without duplicates, in [`Action`] order.
+    pub on: Vec<Action>,
+    pub active: bool,
+    pub method: Method,
+    /// A Liquid template.
+    pub url: String,
+    pub format: Format,
+    /// Name and path-or-template, in file order.
+    pub fields: Option<Vec<(String, String)>>,
+    pub body: Option<String>,
+    /// Name as written and value template, in file order.
+    pub headers: Vec<(String, String)>,
+    /// Lower-cased names of the headers whose value came from `${NAME}`.
+    pub secret_headers: BTreeSet<String>,
+    pub when: Option<String>,
+    pub columns: Option<Vec<String>>,
+    /// `whsec_` and the base64 key, checked to decode.
+    pub secret: Option<String>,
+    /// The global `[delivery]` with this webhook's own keys applied.
+    pub delivery: DeliveryConfig,
+}
+
+impl WebhookConfig {
+    /// Whether the value of header `name` must be shown as `••••`: `Authorization`, and
+    /// every header whose value came from the environment.
+    pub fn is_secret_header(&self, name: &str) -> bool {
+        let name = name.to_ascii_lowercase();
+        name == "authorization" || self.secret_headers.contains(&name)
+    }
+}
+
+impl fmt::Debug for WebhookConfig {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let headers: Vec<(&str, &str)> = self
+            .headers
+            .iter()
+            .map(|(name, value)| {
+                let shown = if self.is_secret_header(name) {
+                    MASK
+                } else {
+                    value
+                };
+                (name.as_str(), shown)
+            })
+            .collect();
+        formatter
+            .debug_struct("WebhookConfig")
+            .field("name", &self.name)
+            .field("model", &self.model)
+            .field("on", &self.on)
+            .field("active", &self.active)
+            .field("method", &self.method)
+            .field("url", &self.url)
+            .field("format", &self.format)
+            .field("fields", &self.fields)
+            .field("body", &self.body)
+            .field("headers", &headers)
+            .field("secret_headers", &self.secret_headers)
+            .field("when", &self.when)
+            .field("columns", &self.columns)
+            .field("secret", &self.secret.as_ref().map(|_| MASK))
+            .field("delivery", &self.delivery)
+            .finish()
+    }
+}
+
+/// One problem in the configuration. `key` is empty for problems with the file as a
+/// whole (unreadable, not TOML).
+#[derive(Clone, Debug, PartialEq, Eq, Error)]
+#[error("{file}: {location}{reason}", file = .file.display(), location = key_prefix(.key))]
+pub struct ConfigError {
+    pub file: PathBuf,
+    pub key: String,
+    pub reason: String,
+}
+
+fn key_prefix(key: &str) -> String {
+    if key.is_empty() {
+        String::new()
+    } else {
+        format!("{key}: ")
+    }
+}
+
+/// Every problem found, in file order as far as possible; displayed one per line.
+#[derive(Clone, Debug, PartialEq, Eq, Error)]
+#[error("{}", lines(.0))]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+fn lines(errors: &[ConfigError]) -> String {
+    errors
+        .iter()
+        .map(ConfigError::to_string)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Reads and validates the configuration at `path`, taking `${NAME}` from the process
+/// environment.
+pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+    let text = std::fs::read_to_string(path).map_err(|error| {
+        ConfigErrors(vec![ConfigError {
+            file: path.to_path_buf(),
+            key: String::new(),
+            reason: format!("cannot read the file: {error}"),
+        }])
+    })?;
+    parse(path, &text, &|name| std::env::var(name).ok())
+}
+
+/// Validates the configuration `text`, read from `file`, taking `${NAME}` from
+/// `environment`.
+pub fn parse(
+    file: &Path,
+    text: &str,
+    environment: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, ConfigErrors> {
+    let document: toml::Table = text
+        .parse()
+        .map_err(|error| ConfigErrors(vec![syntax_error(file, text, &error)]))?;
+    let mut reader = reader::Reader::new(file, environment);
+    reader.reject_unknown_keys(
+        "",
+        &document,
+        &["source", "store", "admin", "delivery", "models", "webhooks"],
+    );
+    let source = sections::read_source(&mut reader, &document);
+    let store = sections::read_store(&mut reader, &document);
+    let admin = sections::read_admin(&mut reader, &document);
+    let delivery = delivery::read_global(&mut reader, &document);
+    let models = sections::read_models(&mut reader, &document);
+    let webhooks = webhook::read_webhooks(&mut reader, &document, &models, &delivery);
+    let errors = reader.into_errors();
+    if !errors.is_empty() {
+        return Err(ConfigErrors(errors));
+    }
+    Ok(Config {
+        file: file.to_path_buf(),
+        source,
+        store,
+        admin,
+        delivery,
+        models: models
+            .into_iter()
+            .filter_map(|(name, model)| Some((name, model?)))
+            .collect(),
+        webhooks,
+    })
+}
+
+/// A TOML syntax error on one line, with the line and column where it was found.
+fn syntax_error(file: &Path, text: &str, error: &toml::de::Error) -> ConfigError {
+    let message = error
+        .message()
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ");
+    let reason = match error.span() {
+        Some(span) => {
+            let (line, column) = line_and_column(text, span.start);
+            format!("TOML syntax error at line {line}, column {column}: {message}")
+        }
+        None => format!("TOML syntax error: {message}"),
+    };
+    ConfigError {
+        file: file.to_path_buf(),
+        key: String::new(),
+        reason,
+    }
+}
+
+/// One-based line and column (in characters) of byte `offset` in `text`.
+fn line_and_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = text.get(..offset).unwrap_or(text);
+    let line_start = before.rfind('\n').map_or(0, |newline| newline + 1);
+    let line = before.matches('\n').count() + 1;
+    let column = before[line_start..].chars().count() + 1;
+    (line, column)
+}

@@ -1,0 +1,22 @@
+//! rowhook turns committed row changes in PostgreSQL into HTTP webhooks.
+//!
+//! Data flows one way; each stage knows only the one after it:
+//!
+//! ```text
+//!  PostgreSQL ──▶ source ──Change──▶ route ──Event──▶ store ──due Event──▶ deliver ──▶ receiver
+//!      ▲                                                │
+//!      └──────────── ack(lsn) once events are durable ◀─┘
+//! ```
+//!
+//! - [`config`]: the TOML configuration, loaded and validated in full.
+//! - [`change`]: what flows from a source to the router: a typed row change.
+//! - [`source`]: capture — the replication connection, pgoutput decoding, value conversion,
+//!   setup and checks.
+//! - [`envelope`]: the JSON event envelope.
+//! - [`shutdown`]: the signal every stage's run loop selects on.
+
+pub mod change;
+pub mod config;
+pub mod envelope;
+pub mod shutdown;
+pub mod source;

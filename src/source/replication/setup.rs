@@ -1,0 +1,158 @@
+//! `rowhook setup` for replication mode: the publication over the models' tables and the
+//! logical slot. Idempotent; checks every table before changing anything.
+
+use std::collections::BTreeSet;
+
+use tokio_postgres::Client;
+
+use crate::change::{TableName, quote_identifier};
+use crate::config::Config;
+use crate::source::catalog;
+use crate::source::database::describe;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error("{0}")]
+    Database(String),
+    #[error("table {table} (model {model:?}) does not exist")]
+    TableMissing { model: String, table: TableName },
+    #[error(
+        "table {table} (model {model:?}) has no primary key and no replica identity: once \
+         published, UPDATE and DELETE on it would fail; add a primary key or run \
+         `rowhook setup --replica-identity-full`"
+    )]
+    NoReplicaIdentity { model: String, table: TableName },
+    #[error("replication slot {slot:?} exists with plugin {plugin:?}; rowhook needs pgoutput")]
+    SlotPlugin { slot: String, plugin: String },
+    #[error("replication slot {slot:?} belongs to database {database:?}, not {expected:?}")]
+    SlotDatabase {
+        slot: String,
+        database: String,
+        expected: String,
+    },
+}
+
+impl From<tokio_postgres::Error> for SetupError {
+    fn from(error: tokio_postgres::Error) -> Self {
+        SetupError::Database(describe(&error))
+    }
+}
+
+/// Creates what replication capture needs and returns a line per thing it did or found.
+pub async fn setup(
+    client: &Client,
+    config: &Config,
+    replica_identity_full: bool,
+) -> Result<Vec<String>, SetupError> {
+    let mut report = Vec::new();
+    let mut tables = Vec::new();
+    for model in config.models.values() {
+        let info = catalog::table_info(client, &model.table)
+            .await?
+            .ok_or_else(|| SetupError::TableMissing {
+                model: model.name.clone(),
+                table: model.table.clone(),
+            })?;
+        let wants_full =
+            replica_identity_full && info.replica_identity != catalog::ReplicaIdentity::Full;
+        if !wants_full && !info.identifies_rows() {
+            return Err(SetupError::NoReplicaIdentity {
+                model: model.name.clone(),
+                table: model.table.clone(),
+            });
+        }
+        tables.push((model.table.clone(), wants_full));
+    }
+
+    for (table, wants_full) in &tables {
+        if *wants_full {
+            client
+                .batch_execute(&format!(
+                    "ALTER TABLE {} REPLICA IDENTITY FULL",
+                    table.quoted()
+                ))
+                .await?;
+            report.push(format!("set REPLICA IDENTITY FULL on {table}"));
+        }
+    }
+
+    let publication = &config.source.publication;
+    let wanted: BTreeSet<TableName> = tables.into_iter().map(|(table, _)| table).collect();
+    match catalog::published_tables(client, publication).await? {
+        None => {
+            let list = table_list(&wanted);
+            let target = if list.is_empty() {
+                String::new()
+            } else {
+                format!(" FOR TABLE {list}")
+            };
+            client
+                .batch_execute(&format!(
+                    "CREATE PUBLICATION {}{target} WITH (publish = 'insert, update, delete')",
+                    quote_identifier(publication)
+                ))
+                .await?;
+            report.push(format!(
+                "created publication {publication:?} over {} table(s)",
+                wanted.len()
+            ));
+        }
+        Some(published) => {
+            let missing: BTreeSet<TableName> = wanted.difference(&published).cloned().collect();
+            if missing.is_empty() {
+                report.push(format!(
+                    "publication {publication:?} already covers every model"
+                ));
+            } else {
+                client
+                    .batch_execute(&format!(
+                        "ALTER PUBLICATION {} ADD TABLE {}",
+                        quote_identifier(publication),
+                        table_list(&missing)
+                    ))
+                    .await?;
+                report.push(format!(
+                    "added {} table(s) to publication {publication:?}",
+                    missing.len()
+                ));
+            }
+        }
+    }
+
+    let slot = &config.source.slot;
+    let database = catalog::current_database(client).await?;
+    match catalog::slot_info(client, slot).await? {
+        None => {
+            client
+                .execute(
+                    "SELECT pg_create_logical_replication_slot($1, 'pgoutput')",
+                    &[slot],
+                )
+                .await?;
+            report.push(format!("created logical replication slot {slot:?}"));
+        }
+        Some(info) if info.plugin != "pgoutput" => {
+            return Err(SetupError::SlotPlugin {
+                slot: slot.clone(),
+                plugin: info.plugin,
+            });
+        }
+        Some(info) if info.database != database => {
+            return Err(SetupError::SlotDatabase {
+                slot: slot.clone(),
+                database: info.database,
+                expected: database,
+            });
+        }
+        Some(_) => report.push(format!("replication slot {slot:?} already exists")),
+    }
+    Ok(report)
+}
+
+fn table_list(tables: &BTreeSet<TableName>) -> String {
+    tables
+        .iter()
+        .map(TableName::quoted)
+        .collect::<Vec<_>>()
+        .join(", ")
+}

@@ -1,0 +1,344 @@
+//! The capture stage for replication mode: reads the slot, decodes changes, hands them on
+//! one by one (a transaction is never held whole), answers keepalives, confirms what the
+//! next stage has made durable, and reconnects with backoff.
+
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, watch};
+use tracing::{debug, info, warn};
+
+use super::decoder::{ChangeDecoder, DecodeError, Decoded};
+use super::frames::{self, FrameError, Progress, ServerFrame};
+use super::wire::{ConnectionError, CopyMessage, ReplicationConnection};
+use crate::change::{Change, Lsn, quote_identifier};
+use crate::shutdown::Shutdown;
+use crate::source::database_url::DatabaseUrl;
+
+const STATUS_INTERVAL: Duration = Duration::from_secs(10);
+const TICK: Duration = Duration::from_millis(500);
+const FIRST_BACKOFF: Duration = Duration::from_secs(1);
+const LAST_BACKOFF: Duration = Duration::from_secs(30);
+
+/// What the stage hands to the next one.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Captured {
+    Change(Box<Change>),
+    /// Every change of the transaction ending at `end_lsn` has been handed on. Once they
+    /// are durable the next stage acknowledges `end_lsn`. A transaction cut off by a
+    /// reconnect is sent again from its start with the same positions.
+    Commit {
+        end_lsn: Lsn,
+    },
+}
+
+/// The next stage's side of the acknowledgement: positions only ever move forward.
+#[derive(Clone, Debug)]
+pub struct Acknowledger(watch::Sender<Lsn>);
+
+impl Acknowledger {
+    pub fn acknowledge(&self, lsn: Lsn) {
+        self.0.send_if_modified(|current| {
+            let forward = lsn > *current;
+            if forward {
+                *current = lsn;
+            }
+            forward
+        });
+    }
+}
+
+pub fn acknowledgement_channel() -> (Acknowledger, watch::Receiver<Lsn>) {
+    let (sender, receiver) = watch::channel(Lsn(0));
+    (Acknowledger(sender), receiver)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CaptureError {
+    #[error(transparent)]
+    Connection(#[from] ConnectionError),
+    #[error("replication slot {slot:?} does not exist; run `rowhook setup` first")]
+    SlotMissing { slot: String },
+    #[error("replication slot {slot:?} uses plugin {plugin:?}; rowhook needs pgoutput")]
+    WrongPlugin { slot: String, plugin: String },
+    #[error("the server sent an unreadable replication frame: {0}")]
+    Frame(#[from] FrameError),
+    #[error("cannot decode a pgoutput message: {0}")]
+    Decode(#[from] DecodeError),
+    #[error("the server ended the replication stream")]
+    StreamEnded,
+    #[error("the server sent an unreadable LSN {0:?}")]
+    InvalidLsn(String),
+}
+
+/// Which slot to read.
+#[derive(Clone, Debug)]
+pub enum SlotKind {
+    /// A slot made by `rowhook setup`; positions survive restarts.
+    Persistent { name: String },
+    /// A slot that lives as long as the connection (`rowhook tail`); no reconnect.
+    Temporary { name: String },
+}
+
+pub struct ReplicationSource {
+    pub url: DatabaseUrl,
+    pub slot: SlotKind,
+    pub publication: String,
+    /// Where to resume from if the slot is further behind (the store's checkpoint).
+    pub start: Lsn,
+}
+
+struct Session {
+    connection: ReplicationConnection,
+    confirmed: Lsn,
+    progress: Progress,
+    last_status: Instant,
+    last_status_position: Lsn,
+}
+
+impl ReplicationSource {
+    /// Streams until shutdown. Fails at once if the first connection fails (so a wrong
+    /// URL or a missing slot is reported, not retried forever); later failures reconnect
+    /// with backoff, resuming from the last confirmed position.
+    pub async fn run(
+        self,
+        output: mpsc::Sender<Captured>,
+        mut acknowledgements: watch::Receiver<Lsn>,
+        mut shutdown: Shutdown,
+    ) -> Result<(), CaptureError> {
+        let mut confirmed = self.start;
+        let mut backoff = FIRST_BACKOFF;
+        let mut has_streamed = false;
+        loop {
+            let result = self
+                .stream(
+                    &output,
+                    &mut acknowledgements,
+                    &mut shutdown,
+                    &mut confirmed,
+                    &mut has_streamed,
+                )
+                .await;
+            match result {
+                Ok(()) => return Ok(()),
+                Err(error) if !has_streamed => return Err(error),
+                Err(error) if matches!(self.slot, SlotKind::Temporary { .. }) => return Err(error),
+                Err(error) => {
+                    warn!(%error, retry_in = ?backoff, "replication stream interrupted");
+                    tokio::select! {
+                        _ = shutdown.requested() => return Ok(()),
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(LAST_BACKOFF);
+                }
+            }
+            if output.is_closed() {
+                return Ok(());
+            }
+        }
+    }
+
+    async fn stream(
+        &self,
+        output: &mpsc::Sender<Captured>,
+        acknowledgements: &mut watch::Receiver<Lsn>,
+        shutdown: &mut Shutdown,
+        confirmed: &mut Lsn,
+        has_streamed: &mut bool,
+    ) -> Result<(), CaptureError> {
+        let mut connection = ReplicationConnection::connect(&self.url, "rowhook").await?;
+        let start = match &self.slot {
+            SlotKind::Persistent { name } => {
+                let slot_position = persistent_slot_position(&mut connection, name).await?;
+                (*confirmed).max(slot_position)
+            }
+            SlotKind::Temporary { name } => {
+                let sql = format!(
+                    "CREATE_REPLICATION_SLOT {} TEMPORARY LOGICAL pgoutput (SNAPSHOT 'nothing')",
+                    quote_identifier(name)
+                );
+                let created = connection.simple_query(&sql).await?;
+                parse_lsn(created.first("consistent_point").unwrap_or_default())?
+            }
+        };
+        let slot_name = match &self.slot {
+            SlotKind::Persistent { name } | SlotKind::Temporary { name } => name,
+        };
+        let sql = format!(
+            "START_REPLICATION SLOT {} LOGICAL {} (proto_version '1', publication_names '{}')",
+            quote_identifier(slot_name),
+            start,
+            quote_identifier(&self.publication).replace('\'', "''"),
+        );
+        connection.start_copy_both(&sql).await?;
+        info!(slot = %slot_name, position = %start, "replication stream started");
+        *has_streamed = true;
+        *confirmed = start;
+        let acknowledged = (*acknowledgements.borrow_and_update()).max(start);
+        let mut session = Session {
+            connection,
+            confirmed: start,
+            progress: Progress {
+                acknowledged,
+                last_commit_end: start,
+                in_transaction: false,
+                server_sent: start,
+            },
+            last_status: Instant::now(),
+            last_status_position: start,
+        };
+        let result = session.pump(output, acknowledgements, shutdown).await;
+        *confirmed = session.confirmed;
+        if result.is_ok() {
+            session.connection.terminate().await;
+        }
+        result
+    }
+}
+
+async fn persistent_slot_position(
+    connection: &mut ReplicationConnection,
+    slot: &str,
+) -> Result<Lsn, CaptureError> {
+    let sql = format!(
+        "SELECT plugin, confirmed_flush_lsn::text AS confirmed FROM pg_replication_slots \
+         WHERE slot_name = '{}' AND database = current_database()",
+        slot.replace('\'', "''")
+    );
+    let found = connection.simple_query(&sql).await?;
+    let Some(plugin) = found.first("plugin") else {
+        return Err(CaptureError::SlotMissing {
+            slot: slot.to_string(),
+        });
+    };
+    if plugin != "pgoutput" {
+        return Err(CaptureError::WrongPlugin {
+            slot: slot.to_string(),
+            plugin: plugin.to_string(),
+        });
+    }
+    parse_lsn(found.first("confirmed").unwrap_or("0/0"))
+}
+
+fn parse_lsn(text: &str) -> Result<Lsn, CaptureError> {
+    text.parse()
+        .map_err(|_| CaptureError::InvalidLsn(text.to_string()))
+}
+
+fn now_unix_micros() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_micros() as i64)
+        .unwrap_or_default()
+}
+
+impl Session {
+    async fn pump(
+        &mut self,
+        output: &mpsc::Sender<Captured>,
+        acknowledgements: &mut watch::Receiver<Lsn>,
+        shutdown: &mut Shutdown,
+    ) -> Result<(), CaptureError> {
+        let mut decoder = ChangeDecoder::new();
+        let mut ticker = tokio::time::interval(TICK);
+        loop {
+            tokio::select! {
+                _ = shutdown.requested() => {
+                    self.take_acknowledgement(acknowledgements);
+                    return self.send_status(false).await;
+                }
+                changed = acknowledgements.changed() => {
+                    if changed.is_err() {
+                        return Ok(());
+                    }
+                    self.take_acknowledgement(acknowledgements);
+                }
+                _ = ticker.tick() => self.send_status_if_due().await?,
+                message = self.connection.read_copy() => {
+                    let CopyMessage::Data(data) = message? else {
+                        return Err(CaptureError::StreamEnded);
+                    };
+                    match frames::parse_server_frame(data)? {
+                        ServerFrame::XLogData { start, payload } => {
+                            let decoded = decoder.decode_bytes(start, payload)?;
+                            if !self.hand_on(decoded, output, acknowledgements, &mut ticker).await? {
+                                return Ok(());
+                            }
+                        }
+                        ServerFrame::Keepalive { wal_end, reply_requested } => {
+                            self.progress.server_sent = self.progress.server_sent.max(wal_end);
+                            if reply_requested {
+                                self.send_status(false).await?;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Passes a decoded message on. Returns false when the next stage has gone away.
+    async fn hand_on(
+        &mut self,
+        decoded: Decoded,
+        output: &mpsc::Sender<Captured>,
+        acknowledgements: &mut watch::Receiver<Lsn>,
+        ticker: &mut tokio::time::Interval,
+    ) -> Result<bool, CaptureError> {
+        let captured = match decoded {
+            Decoded::Begin { .. } => {
+                self.progress.in_transaction = true;
+                return Ok(true);
+            }
+            Decoded::Change(change) => Captured::Change(Box::new(change)),
+            Decoded::Commit { end_lsn, .. } => {
+                self.progress.in_transaction = false;
+                self.progress.last_commit_end = end_lsn;
+                Captured::Commit { end_lsn }
+            }
+            Decoded::Truncate { tables } => {
+                let tables: Vec<String> = tables.iter().map(ToString::to_string).collect();
+                warn!(?tables, "truncate captured; it creates no events");
+                return Ok(true);
+            }
+            Decoded::Other => return Ok(true),
+        };
+        // While the next stage is busy, keep the server answered so it does not time
+        // the connection out.
+        loop {
+            tokio::select! {
+                permit = output.reserve() => {
+                    let Ok(permit) = permit else { return Ok(false) };
+                    permit.send(captured);
+                    return Ok(true);
+                }
+                _ = ticker.tick() => {
+                    self.take_acknowledgement(acknowledgements);
+                    self.send_status_if_due().await?;
+                }
+            }
+        }
+    }
+
+    fn take_acknowledgement(&mut self, acknowledgements: &mut watch::Receiver<Lsn>) {
+        let acknowledged = *acknowledgements.borrow_and_update();
+        self.progress.acknowledged = self.progress.acknowledged.max(acknowledged);
+    }
+
+    async fn send_status_if_due(&mut self) -> Result<(), CaptureError> {
+        let position = frames::confirmed_position(self.confirmed, self.progress);
+        if position != self.last_status_position || self.last_status.elapsed() >= STATUS_INTERVAL {
+            self.send_status(false).await?;
+        }
+        Ok(())
+    }
+
+    async fn send_status(&mut self, reply_requested: bool) -> Result<(), CaptureError> {
+        self.confirmed = frames::confirmed_position(self.confirmed, self.progress);
+        let frame = frames::status_update(self.confirmed, now_unix_micros(), reply_requested);
+        self.connection.write_copy(&frame).await?;
+        debug!(confirmed = %self.confirmed, "standby status sent");
+        self.last_status = Instant::now();
+        self.last_status_position = self.confirmed;
+        Ok(())
+    }
+}

@@ -1,0 +1,355 @@
+//! Test support: a database per test on the cluster `scripts/test.sh` started, private
+//! clusters for tests that restart or reconfigure PostgreSQL, and running the binary.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio_postgres::{Client, NoTls};
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+fn unique_suffix() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| elapsed.subsec_nanos())
+        .unwrap_or_default();
+    format!(
+        "{}_{}_{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::SeqCst),
+        nanos
+    )
+}
+
+pub fn require_env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: run the tests through scripts/test.sh, which starts PostgreSQL")
+    })
+}
+
+/// Replaces the database name in a `postgres://…/name` URL.
+pub fn with_database(url: &str, database: &str) -> String {
+    let (base, _) = url.rsplit_once('/').expect("test URL has a database part");
+    format!("{base}/{database}")
+}
+
+pub async fn connect(url: &str) -> Client {
+    let (client, connection) = tokio_postgres::connect(url, NoTls)
+        .await
+        .unwrap_or_else(|error| panic!("cannot connect to {url}: {error}"));
+    tokio::spawn(connection);
+    client
+}
+
+/// A fresh database on the shared test cluster, and a scratch directory for the test.
+pub struct TestDatabase {
+    pub name: String,
+    pub url: String,
+    pub client: Client,
+    pub directory: PathBuf,
+}
+
+impl TestDatabase {
+    pub async fn create() -> TestDatabase {
+        Self::create_on(&require_env("ROWHOOK_TEST_DATABASE_URL")).await
+    }
+
+    pub async fn create_on(server_url: &str) -> TestDatabase {
+        let name = format!("test_{}", unique_suffix());
+        let admin = connect(server_url).await;
+        admin
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .expect("create test database");
+        let url = with_database(server_url, &name);
+        let client = connect(&url).await;
+        let directory = std::env::temp_dir().join(format!("rowhook-{name}"));
+        std::fs::create_dir_all(&directory).expect("create test directory");
+        TestDatabase {
+            name,
+            url,
+            client,
+            directory,
+        }
+    }
+
+    /// Writes a config file whose `[source]` points at this database, followed by `rest`.
+    pub fn write_config(&self, rest: &str) -> PathBuf {
+        let path = self.directory.join("rowhook.toml");
+        let text = format!(
+            "[source]\nurl = \"{}\"\nslot = \"{}\"\npublication = \"{}\"\n\n[store]\npath = \"{}\"\n\n{rest}",
+            self.url,
+            self.name,
+            self.name,
+            self.directory.join("store").display()
+        );
+        std::fs::write(&path, text).expect("write config");
+        path
+    }
+
+    pub async fn execute(&self, sql: &str) {
+        self.client
+            .batch_execute(sql)
+            .await
+            .unwrap_or_else(|error| panic!("{sql}: {error:?}"));
+    }
+}
+
+pub fn rowhook_binary() -> &'static str {
+    env!("CARGO_BIN_EXE_rowhook")
+}
+
+/// Runs `rowhook --config CONFIG ARGS…` to completion.
+pub fn rowhook(config: &Path, arguments: &[&str]) -> Output {
+    Command::new(rowhook_binary())
+        .arg("--config")
+        .arg(config)
+        .args(arguments)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run rowhook")
+}
+
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Waits until `condition` holds, polling; panics with `what` after `limit`.
+pub async fn eventually<F, Fut>(what: &str, limit: Duration, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = Instant::now();
+    while !condition().await {
+        assert!(started.elapsed() < limit, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits until a walsender is streaming from `slot`.
+pub async fn wait_until_slot_active(client: &Client, slot: &str) {
+    eventually(
+        "the slot to be streaming",
+        Duration::from_secs(30),
+        || async {
+            client
+                .query_opt(
+                    "SELECT 1 FROM pg_replication_slots WHERE slot_name = $1 AND active",
+                    &[&slot],
+                )
+                .await
+                .map(|row| row.is_some())
+                .unwrap_or(false)
+        },
+    )
+    .await;
+}
+
+/// A private PostgreSQL cluster for tests that restart or reconfigure the server. It is
+/// stopped on drop; `scripts/test.sh` also stops any that a crashed test left behind.
+pub struct PrivateCluster {
+    pub data: PathBuf,
+    pub port: u16,
+    bindir: PathBuf,
+}
+
+fn as_owner(program: &Path) -> Command {
+    // initdb and postgres refuse to run as root.
+    let is_root = Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|output| text(&output.stdout).trim() == "0")
+        .unwrap_or(false);
+    if is_root {
+        let mut command = Command::new("runuser");
+        command.args(["-u", "postgres", "--"]).arg(program);
+        command
+    } else {
+        Command::new(program)
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|address| address.port())
+        .expect("find a free port")
+}
+
+impl PrivateCluster {
+    /// Initialises and starts a cluster; `settings` are appended to postgresql.conf.
+    pub fn start(settings: &str) -> PrivateCluster {
+        let bindir = PathBuf::from(require_env("ROWHOOK_TEST_PG_BINDIR"));
+        let root = PathBuf::from(require_env("ROWHOOK_TEST_TMPDIR"))
+            .join("clusters")
+            .join(unique_suffix());
+        std::fs::create_dir_all(&root).expect("create cluster directory");
+        let _ = Command::new("chown")
+            .args(["-R", "postgres:"])
+            .arg(root.parent().expect("clusters directory"))
+            .status();
+        let data = root.join("data");
+        let status = as_owner(&bindir.join("initdb"))
+            .arg("-D")
+            .arg(&data)
+            .args([
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--locale=C.UTF-8",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("run initdb");
+        assert!(status.success(), "initdb failed");
+        let port = free_port();
+        let configuration = format!(
+            "\nlisten_addresses = '127.0.0.1'\nport = {port}\nunix_socket_directories = '{}'\n\
+             fsync = off\nmax_wal_senders = 20\nmax_replication_slots = 20\n{settings}\n",
+            root.display()
+        );
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(data.join("postgresql.conf"))
+            .expect("open postgresql.conf");
+        std::io::Write::write_all(&mut file, configuration.as_bytes()).expect("configure");
+        let cluster = PrivateCluster { data, port, bindir };
+        cluster.pg_ctl(&["start", "-w", "-t", "60"]);
+        cluster
+    }
+
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    fn pg_ctl(&self, arguments: &[&str]) {
+        let log = self
+            .data
+            .parent()
+            .expect("cluster root")
+            .join("postgres.log");
+        let status = as_owner(&self.bindir.join("pg_ctl"))
+            .arg("-D")
+            .arg(&self.data)
+            .arg("-l")
+            .arg(&log)
+            .args(arguments)
+            .stdout(Stdio::null())
+            .status()
+            .expect("run pg_ctl");
+        assert!(status.success(), "pg_ctl {arguments:?} failed");
+    }
+
+    pub fn stop(&self) {
+        self.pg_ctl(&["stop", "-m", "fast", "-w"]);
+    }
+
+    pub fn start_again(&self) {
+        self.pg_ctl(&["start", "-w", "-t", "60"]);
+    }
+}
+
+impl Drop for PrivateCluster {
+    fn drop(&mut self) {
+        let _ = as_owner(&self.bindir.join("pg_ctl"))
+            .arg("-D")
+            .arg(&self.data)
+            .args(["stop", "-m", "immediate", "-w"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// `rowhook tail` running in the background, its stdout read line by line.
+pub struct Tail {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl Tail {
+    /// Starts tailing and waits until its temporary slot is streaming, so that every
+    /// change made after this returns is seen.
+    pub async fn start(database: &TestDatabase, config: &Path) -> Tail {
+        let mut child = Command::new(rowhook_binary())
+            .arg("--config")
+            .arg(config)
+            .arg("tail")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start rowhook tail");
+        let stdout = child.stdout.take().expect("tail stdout");
+        let (sender, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if sender.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let slot = format!("rowhook_tail_{}", child.id());
+        wait_until_slot_active(&database.client, &slot).await;
+        Tail { child, lines }
+    }
+
+    /// The next JSON line, or a panic after `limit`.
+    pub fn next_json(&self, limit: Duration) -> serde_json::Value {
+        let line = self
+            .lines
+            .recv_timeout(limit)
+            .expect("a line from rowhook tail in time");
+        serde_json::from_str(&line).unwrap_or_else(|error| panic!("{line}: {error}"))
+    }
+
+    /// Lines until none arrives for `quiet`.
+    pub fn drain(&self, quiet: Duration) -> Vec<serde_json::Value> {
+        let mut values = Vec::new();
+        while let Ok(line) = self.lines.recv_timeout(quiet) {
+            values.push(serde_json::from_str(&line).expect("tail prints JSON"));
+        }
+        values
+    }
+
+    pub fn count_lines(&self, expected: usize, limit: Duration) -> usize {
+        let started = Instant::now();
+        let mut count = 0;
+        while count < expected && started.elapsed() < limit {
+            if self.lines.recv_timeout(Duration::from_secs(1)).is_ok() {
+                count += 1;
+            }
+        }
+        count
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Tail {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The peak resident memory of a running process, in kibibytes.
+pub fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read status");
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM in /proc status")
+}

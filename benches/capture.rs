@@ -30,24 +30,33 @@ async fn main() {
         .await
         .expect("connect");
     tokio::spawn(connection);
-    admin
-        .batch_execute("DROP DATABASE IF EXISTS bench_capture; CREATE DATABASE bench_capture")
-        .await
-        .expect("create database");
-    let url = server.replace("/postgres", "/bench_capture");
+    for statement in [
+        "DROP DATABASE IF EXISTS bench_capture",
+        "CREATE DATABASE bench_capture",
+    ] {
+        admin
+            .batch_execute(statement)
+            .await
+            .expect("create database");
+    }
+    let (base, _) = server.rsplit_once('/').expect("a database in the URL");
+    let url = format!("{base}/bench_capture");
     let (client, connection) = tokio_postgres::connect(&url, NoTls).await.expect("connect");
     tokio::spawn(connection);
-    client
-        .batch_execute(
-            "CREATE TABLE orders (id bigint PRIMARY KEY, sku text, quantity integer,
-                                  price numeric(10, 2), paid boolean, created timestamptz);
-             CREATE PUBLICATION bench FOR TABLE orders;
-             SELECT pg_create_logical_replication_slot('reference_first', 'pgoutput');
-             SELECT pg_create_logical_replication_slot('rowhook', 'pgoutput');
-             SELECT pg_create_logical_replication_slot('reference_second', 'pgoutput');",
-        )
-        .await
-        .expect("schema and slots");
+    // One statement at a time: a slot cannot be made in a transaction that wrote.
+    for statement in [
+        "CREATE TABLE orders (id bigint PRIMARY KEY, sku text, quantity integer,
+                              price numeric(10, 2), paid boolean, created timestamptz)",
+        "CREATE PUBLICATION bench FOR TABLE orders",
+        "SELECT pg_create_logical_replication_slot('reference_first', 'pgoutput')",
+        "SELECT pg_create_logical_replication_slot('rowhook', 'pgoutput')",
+        "SELECT pg_create_logical_replication_slot('reference_second', 'pgoutput')",
+    ] {
+        client
+            .batch_execute(statement)
+            .await
+            .expect("schema and slots");
+    }
     let per_transaction = ROWS / TRANSACTIONS;
     for transaction in 0..TRANSACTIONS {
         let first = transaction * per_transaction + 1;

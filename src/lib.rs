@@ -12,11 +12,21 @@
 //! - [`change`]: what flows from a source to the router: a typed row change.
 //! - [`source`]: capture — the replication connection, pgoutput decoding, value conversion,
 //!   setup and checks.
+//! - [`route`]: matching changes to webhooks (`on`, `active`, `when`, `columns`) and
+//!   rendering each event's request from Liquid templates compiled at load.
+//! - [`ingest`]: the stage after capture — routes, stores durably, then acknowledges.
+//! - [`store`]: sled — events, due index, attempts, counts, checkpoint.
+//! - [`deliver`]: per-webhook lanes that attempt due events on the retry schedule,
+//!   sign them and record every attempt.
 //! - [`envelope`]: the JSON event envelope.
 //! - [`shutdown`]: the signal every stage's run loop selects on.
 
 pub mod change;
 pub mod config;
+pub mod deliver;
 pub mod envelope;
+pub mod ingest;
+pub mod route;
 pub mod shutdown;
 pub mod source;
+pub mod store;

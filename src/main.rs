@@ -43,6 +43,8 @@ enum Command {
     },
     /// Print captured changes as JSON lines from a temporary slot; delivers nothing.
     Tail,
+    /// The service: capture, store, deliver.
+    Run,
 }
 
 fn main() -> ExitCode {
@@ -62,6 +64,7 @@ fn main() -> ExitCode {
                 replica_identity_full,
             } => cli::setup::run(&arguments.config, replica_identity_full).await,
             Command::Tail => cli::tail::run(&arguments.config).await,
+            Command::Run => cli::run::run(&arguments.config).await,
         }
     });
     match result {

@@ -10,6 +10,7 @@ use super::{Failure, database_url, load_config};
 
 pub async fn run(path: &Path, offline: bool) -> Result<(), Failure> {
     let config = load_config(path)?;
+    super::router(&config)?;
     println!(
         "ok: {} is valid ({} model(s), {} webhook(s))",
         config.file.display(),

@@ -1,6 +1,7 @@
 //! One module per subcommand that is more than a few lines.
 
 pub mod check;
+pub mod run;
 pub mod setup;
 pub mod tail;
 
@@ -8,7 +9,8 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use rowhook::config::{self, Config};
-use rowhook::shutdown::{self, Shutdown};
+use rowhook::route::Router;
+use rowhook::shutdown::{self, Shutdown, ShutdownTrigger};
 use rowhook::source::database_url::{self, DatabaseUrl};
 
 /// Why a command failed, which decides the exit code (CONTRACT §1).
@@ -68,9 +70,10 @@ pub fn init_logging(quiet: bool) {
         .init();
 }
 
-/// A shutdown signal that fires on SIGINT or SIGTERM.
-pub fn shutdown_on_signals() -> Shutdown {
+/// A shutdown signal that fires on SIGINT or SIGTERM (or when triggered).
+pub fn shutdown_on_signals() -> (ShutdownTrigger, Shutdown) {
     let (trigger, shutdown) = shutdown::channel();
+    let signal_trigger = trigger.clone();
     tokio::spawn(async move {
         let interrupt = tokio::signal::ctrl_c();
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
@@ -84,7 +87,14 @@ pub fn shutdown_on_signals() -> Shutdown {
                 let _ = interrupt.await;
             }
         }
-        trigger.trigger();
+        signal_trigger.trigger();
     });
-    shutdown
+    (trigger, shutdown)
+}
+
+/// Compiles the config's templates; their errors are configuration errors.
+pub fn router(config: &Config) -> Result<Router, Failure> {
+    Router::new(config).map_err(|errors| {
+        Failure::Configuration(errors.0.iter().map(ToString::to_string).collect())
+    })
 }

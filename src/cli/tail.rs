@@ -40,7 +40,8 @@ pub async fn run(path: &Path) -> Result<(), Failure> {
     };
     let (sender, mut receiver) = mpsc::channel(1024);
     let (acknowledger, acknowledgements) = acknowledgement_channel();
-    let capture = tokio::spawn(source.run(sender, acknowledgements, shutdown_on_signals()));
+    let (_trigger, shutdown) = shutdown_on_signals();
+    let capture = tokio::spawn(source.run(sender, acknowledgements, shutdown));
 
     let mut output = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout());
     while let Some(captured) = receiver.recv().await {

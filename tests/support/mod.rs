@@ -353,3 +353,80 @@ pub fn peak_rss_kib(pid: u32) -> u64 {
         .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
         .expect("VmHWM in /proc status")
 }
+pub mod receiver;
+
+/// `rowhook run` in the background.
+pub struct Service {
+    child: std::process::Child,
+    pub log: PathBuf,
+}
+
+impl Service {
+    /// Starts `rowhook run` and waits until its slot is streaming.
+    pub async fn start(database: &TestDatabase, config: &Path) -> Service {
+        let service = Self::spawn(database, config);
+        wait_until_slot_active(&database.client, &database.name).await;
+        service
+    }
+
+    /// Starts `rowhook run` without waiting for anything.
+    pub fn spawn(database: &TestDatabase, config: &Path) -> Service {
+        let log = database
+            .directory
+            .join(format!("run-{}.log", unique_suffix()));
+        let log_file = std::fs::File::create(&log).expect("create log");
+        let child = Command::new(rowhook_binary())
+            .arg("--config")
+            .arg(config)
+            .arg("run")
+            .env("ROWHOOK_LOG", "rowhook=debug")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log_file)
+            .spawn()
+            .expect("start rowhook run");
+        Service { child, log }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGTERM, then waits for a clean exit.
+    pub fn stop(mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let status = self.child.wait().expect("wait for rowhook");
+        assert!(
+            status.success(),
+            "rowhook run exited with {status}: {}",
+            self.log_text()
+        );
+        status
+    }
+
+    /// SIGKILL: a crash.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Waits for the process to exit by itself.
+    pub fn wait(mut self) -> (std::process::ExitStatus, String) {
+        let status = self.child.wait().expect("wait for rowhook");
+        (status, self.log_text())
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

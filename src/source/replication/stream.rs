@@ -70,6 +70,44 @@ pub enum CaptureError {
     InvalidLsn(String),
 }
 
+impl CaptureError {
+    /// Whether trying again later may succeed: the server restarting or unreachable, the
+    /// slot still held by a connection that died a moment ago. Wrong credentials, a
+    /// missing slot or publication, or `wal_level` too low need an operator instead.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            CaptureError::SlotMissing { .. } | CaptureError::WrongPlugin { .. } => false,
+            CaptureError::Connection(error) => match error {
+                ConnectionError::Server(server) => {
+                    let code = server.code.as_str();
+                    !(code.starts_with("28")
+                        || code.starts_with("3D")
+                        || code.starts_with("42")
+                        || code == "55000")
+                }
+                ConnectionError::TlsHandshake { source, .. } => {
+                    source.kind() != std::io::ErrorKind::InvalidData
+                }
+                ConnectionError::Connect { .. }
+                | ConnectionError::ConnectTimeout { .. }
+                | ConnectionError::Io(_)
+                | ConnectionError::Closed
+                | ConnectionError::Protocol(_) => true,
+                ConnectionError::TlsRefused { .. }
+                | ConnectionError::Tls(_)
+                | ConnectionError::ServerName(_)
+                | ConnectionError::UnsupportedAuthentication(_)
+                | ConnectionError::PasswordMissing
+                | ConnectionError::Scram(_) => false,
+            },
+            CaptureError::Frame(_)
+            | CaptureError::Decode(_)
+            | CaptureError::StreamEnded
+            | CaptureError::InvalidLsn(_) => true,
+        }
+    }
+}
+
 /// Which slot to read.
 #[derive(Clone, Debug)]
 pub enum SlotKind {
@@ -96,9 +134,11 @@ struct Session {
 }
 
 impl ReplicationSource {
-    /// Streams until shutdown. Fails at once if the first connection fails (so a wrong
-    /// URL or a missing slot is reported, not retried forever); later failures reconnect
-    /// with backoff, resuming from the last confirmed position.
+    /// Streams until shutdown. Transient failures (the server down or restarting, the
+    /// slot still held by a connection that just died) reconnect with backoff, resuming
+    /// from the last confirmed position; anything an operator must fix (credentials, a
+    /// missing slot, `wal_level`) ends the stage with that error. A temporary slot
+    /// (`tail`) cannot be resumed, so there every failure ends it.
     pub async fn run(
         self,
         output: mpsc::Sender<Captured>,
@@ -107,7 +147,6 @@ impl ReplicationSource {
     ) -> Result<(), CaptureError> {
         let mut confirmed = self.start;
         let mut backoff = FIRST_BACKOFF;
-        let mut has_streamed = false;
         loop {
             let result = self
                 .stream(
@@ -115,15 +154,15 @@ impl ReplicationSource {
                     &mut acknowledgements,
                     &mut shutdown,
                     &mut confirmed,
-                    &mut has_streamed,
+                    &mut backoff,
                 )
                 .await;
             match result {
                 Ok(()) => return Ok(()),
-                Err(error) if !has_streamed => return Err(error),
+                Err(error) if !error.is_transient() => return Err(error),
                 Err(error) if matches!(self.slot, SlotKind::Temporary { .. }) => return Err(error),
                 Err(error) => {
-                    warn!(%error, retry_in = ?backoff, "replication stream interrupted");
+                    warn!(%error, retry_in = ?backoff, "replication stream unavailable; retrying");
                     tokio::select! {
                         _ = shutdown.requested() => return Ok(()),
                         _ = tokio::time::sleep(backoff) => {}
@@ -143,7 +182,7 @@ impl ReplicationSource {
         acknowledgements: &mut watch::Receiver<Lsn>,
         shutdown: &mut Shutdown,
         confirmed: &mut Lsn,
-        has_streamed: &mut bool,
+        backoff: &mut Duration,
     ) -> Result<(), CaptureError> {
         let mut connection = ReplicationConnection::connect(&self.url, "rowhook").await?;
         let start = match &self.slot {
@@ -171,7 +210,7 @@ impl ReplicationSource {
         );
         connection.start_copy_both(&sql).await?;
         info!(slot = %slot_name, position = %start, "replication stream started");
-        *has_streamed = true;
+        *backoff = FIRST_BACKOFF;
         *confirmed = start;
         let acknowledged = (*acknowledgements.borrow_and_update()).max(start);
         let mut session = Session {

@@ -1,0 +1,87 @@
+//! `rowhook run`: capture → ingest (route, store, acknowledge) → deliver, plus retention
+//! pruning, until SIGINT or SIGTERM. Shutdown loses nothing: capture stops reading,
+//! ingest makes everything received durable, attempts under way finish.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use rowhook::config::{Config, SourceMode};
+use rowhook::deliver::client::DeliveryClient;
+use rowhook::deliver::{Dispatcher, now_ms};
+use rowhook::ingest::Ingest;
+use rowhook::shutdown::Shutdown;
+use rowhook::source::replication::{ReplicationSource, SlotKind, acknowledgement_channel};
+use rowhook::store::Store;
+use tokio::sync::mpsc;
+use tracing::{error, info};
+
+use super::{Failure, database_url, load_config, router, shutdown_on_signals};
+
+const PRUNE_INTERVAL: Duration = Duration::from_secs(60);
+
+pub async fn run(path: &Path) -> Result<(), Failure> {
+    let config = load_config(path)?;
+    let router = router(&config)?;
+    if config.source.mode == SourceMode::Notify {
+        return Err(Failure::Configuration(vec![format!(
+            "{}: source.mode: \"notify\" is not available in this build yet",
+            config.file.display()
+        )]));
+    }
+    let url = database_url(&config)?;
+    let store = Arc::new(Store::open(&config.store.path).map_err(anyhow::Error::from)?);
+    let client = Arc::new(DeliveryClient::new().map_err(anyhow::Error::from)?);
+    let start = store.checkpoint().map_err(anyhow::Error::from)?;
+    let (trigger, shutdown) = shutdown_on_signals();
+
+    let (dispatcher, waker) = Dispatcher::new(&config, store.clone(), client);
+    let (acknowledger, acknowledgements) = acknowledgement_channel();
+    let (sender, receiver) = mpsc::channel(4096);
+    let ingest = Ingest::new(&config, router, store.clone(), acknowledger, waker);
+    let source = ReplicationSource {
+        url,
+        slot: SlotKind::Persistent {
+            name: config.source.slot.clone(),
+        },
+        publication: config.source.publication.clone(),
+        start,
+    };
+
+    let delivery = tokio::spawn(dispatcher.run(shutdown.clone()));
+    let pruning = tokio::spawn(prune(store.clone(), config.clone(), shutdown.clone()));
+    let ingesting = tokio::spawn(ingest.run(receiver));
+    info!(
+        models = config.models.len(),
+        webhooks = config.webhooks.len(),
+        "rowhook running"
+    );
+    let captured = source.run(sender, acknowledgements, shutdown.clone()).await;
+    // Capture has stopped (shutdown, or a failure at start): ingest drains and flushes.
+    let ingested = ingesting.await.context("the ingest task failed")?;
+    // When capture ended on its own (a failure at start), stop the other stages too.
+    trigger.trigger();
+    let _ = delivery.await;
+    let _ = pruning.await;
+    store.flush().await.map_err(anyhow::Error::from)?;
+    captured.context("replication failed")?;
+    ingested.context("storing events failed")?;
+    info!("rowhook stopped");
+    Ok(())
+}
+
+async fn prune(store: Arc<Store>, config: Config, mut shutdown: Shutdown) {
+    let retention = config.store.retention.as_millis() as u64;
+    loop {
+        match store.prune(now_ms().saturating_sub(retention)) {
+            Ok(0) => {}
+            Ok(pruned) => info!(pruned, "old events pruned"),
+            Err(error) => error!(%error, "pruning failed"),
+        }
+        tokio::select! {
+            _ = shutdown.requested() => return,
+            _ = tokio::time::sleep(PRUNE_INTERVAL) => {}
+        }
+    }
+}

@@ -1,0 +1,274 @@
+//! Delivery: one lane per webhook takes its due events from the store and attempts them,
+//! within the webhook's own cap and the global concurrency limit, and records every
+//! attempt. Lanes are independent, so a slow or dead endpoint holds up only its own
+//! events; capture never waits for delivery at all.
+
+pub mod client;
+pub mod retry;
+pub mod signature;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{Notify, Semaphore};
+use tokio::task::JoinSet;
+use tracing::{Instrument, debug, error, info_span, warn};
+
+use crate::config::{Config, WebhookConfig};
+use crate::shutdown::Shutdown;
+use crate::store::records::Status;
+use crate::store::{Store, StoreError};
+use client::{AttemptOptions, DeliveryClient};
+
+/// How long a lane waits at most before looking at the store again, so that an event
+/// whose wake-up was missed (e.g. redelivered from another process) is still found.
+const IDLE_RECHECK: Duration = Duration::from_secs(1);
+/// On shutdown, how long attempts under way get to finish.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_millis() as u64)
+        .unwrap_or_default()
+}
+
+/// Wakes a webhook's lane when it has new due events.
+#[derive(Clone, Default)]
+pub struct DispatchWaker(Arc<HashMap<String, Arc<Notify>>>);
+
+impl DispatchWaker {
+    pub fn wake(&self, webhook: &str) {
+        if let Some(notify) = self.0.get(webhook) {
+            notify.notify_one();
+        }
+    }
+}
+
+/// Called after each attempt is recorded (metrics, logs).
+pub type AttemptObserver =
+    Arc<dyn Fn(&WebhookConfig, &crate::store::records::AttemptRecord, Status) + Send + Sync>;
+
+struct Lane {
+    webhook: WebhookConfig,
+    own_limit: Arc<Semaphore>,
+    in_flight: Mutex<HashSet<String>>,
+    wake: Arc<Notify>,
+}
+
+pub struct Dispatcher {
+    store: Arc<Store>,
+    client: Arc<DeliveryClient>,
+    global_limit: Arc<Semaphore>,
+    lanes: Vec<Arc<Lane>>,
+    observer: Option<AttemptObserver>,
+}
+
+impl Dispatcher {
+    pub fn new(
+        config: &Config,
+        store: Arc<Store>,
+        client: Arc<DeliveryClient>,
+    ) -> (Dispatcher, DispatchWaker) {
+        let mut wakers = HashMap::new();
+        let lanes = config
+            .webhooks
+            .iter()
+            .map(|webhook| {
+                let wake = Arc::new(Notify::new());
+                wakers.insert(webhook.name.clone(), wake.clone());
+                Arc::new(Lane {
+                    webhook: webhook.clone(),
+                    own_limit: Arc::new(Semaphore::new(webhook.delivery.concurrency.max(1))),
+                    in_flight: Mutex::new(HashSet::new()),
+                    wake,
+                })
+            })
+            .collect();
+        let dispatcher = Dispatcher {
+            store,
+            client,
+            global_limit: Arc::new(Semaphore::new(config.delivery.concurrency.max(1))),
+            lanes,
+            observer: None,
+        };
+        (dispatcher, DispatchWaker(Arc::new(wakers)))
+    }
+
+    pub fn observe(mut self, observer: AttemptObserver) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
+    /// Delivers until shutdown, then lets attempts under way finish (within a grace period;
+    /// an attempt cut off is simply made again after a restart).
+    pub async fn run(self, shutdown: Shutdown) {
+        let mut lanes = JoinSet::new();
+        let attempts = Arc::new(Mutex::new(JoinSet::new()));
+        for lane in &self.lanes {
+            let worker = LaneWorker {
+                lane: lane.clone(),
+                store: self.store.clone(),
+                client: self.client.clone(),
+                global_limit: self.global_limit.clone(),
+                attempts: attempts.clone(),
+                observer: self.observer.clone(),
+            };
+            lanes.spawn(worker.run(shutdown.clone()));
+        }
+        while lanes.join_next().await.is_some() {}
+        let mut remaining = std::mem::take(&mut *lock(&attempts));
+        let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
+            while remaining.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            warn!("attempts still under way at shutdown were cut off; they will be made again");
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic while holding these locks leaves plain data behind; keep going.
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+struct LaneWorker {
+    lane: Arc<Lane>,
+    store: Arc<Store>,
+    client: Arc<DeliveryClient>,
+    global_limit: Arc<Semaphore>,
+    attempts: Arc<Mutex<JoinSet<()>>>,
+    observer: Option<AttemptObserver>,
+}
+
+impl LaneWorker {
+    async fn run(self, mut shutdown: Shutdown) {
+        while !shutdown.is_requested() {
+            let wait = match self.start_due_attempts() {
+                Ok(wait) => wait,
+                Err(error) => {
+                    error!(webhook = %self.lane.webhook.name, %error, "cannot read due events");
+                    IDLE_RECHECK
+                }
+            };
+            tokio::select! {
+                _ = shutdown.requested() => {}
+                _ = self.lane.wake.notified() => {}
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+
+    /// Starts every due attempt the lane has room for; returns how long to wait before
+    /// looking again.
+    fn start_due_attempts(&self) -> Result<Duration, StoreError> {
+        let webhook = &self.lane.webhook.name;
+        let now = now_ms();
+        let free = self.lane.own_limit.available_permits();
+        if free > 0 {
+            let skip = lock(&self.lane.in_flight).clone();
+            for id in self.store.due(webhook, now, free, &skip)? {
+                let Ok(permit) = self.lane.own_limit.clone().try_acquire_owned() else {
+                    break;
+                };
+                lock(&self.lane.in_flight).insert(id.clone());
+                let attempt = Attempt {
+                    id,
+                    lane: self.lane.clone(),
+                    store: self.store.clone(),
+                    client: self.client.clone(),
+                    global_limit: self.global_limit.clone(),
+                    observer: self.observer.clone(),
+                };
+                let span = info_span!("delivery", webhook = %webhook, event = %attempt.id);
+                lock(&self.attempts).spawn(
+                    async move {
+                        attempt.run().await;
+                        drop(permit);
+                    }
+                    .instrument(span),
+                );
+            }
+        }
+        let skip = lock(&self.lane.in_flight).clone();
+        let wait = match self.store.next_due_at(webhook, &skip)? {
+            // Due now but no room: an attempt finishing wakes the lane.
+            Some(at) if at <= now => IDLE_RECHECK,
+            Some(at) => Duration::from_millis(at - now).min(IDLE_RECHECK),
+            None => IDLE_RECHECK,
+        };
+        Ok(wait)
+    }
+}
+
+struct Attempt {
+    id: String,
+    lane: Arc<Lane>,
+    store: Arc<Store>,
+    client: Arc<DeliveryClient>,
+    global_limit: Arc<Semaphore>,
+    observer: Option<AttemptObserver>,
+}
+
+impl Attempt {
+    async fn run(self) {
+        if let Err(error) = self.deliver().await {
+            error!(%error, "cannot record the attempt; it will be made again");
+        }
+        lock(&self.lane.in_flight).remove(&self.id);
+        self.lane.wake.notify_one();
+    }
+
+    async fn deliver(&self) -> Result<(), StoreError> {
+        let Ok(_global) = self.global_limit.acquire().await else {
+            return Ok(());
+        };
+        let Some(event) = self.store.event(&self.id)? else {
+            return Ok(());
+        };
+        if event.status != Status::Pending {
+            return Ok(());
+        }
+        let webhook = &self.lane.webhook;
+        let options = AttemptOptions {
+            number: event.attempts + 1,
+            event_id: &event.id,
+            event_id_header: &webhook.delivery.event_id_header,
+            secret: webhook.secret.as_deref(),
+            timeout: webhook.delivery.timeout,
+        };
+        let attempt = self.client.attempt(&event.request, &options).await;
+        let finished = now_ms();
+        let next = if attempt.succeeded() {
+            None
+        } else {
+            retry::next_attempt_at(
+                &webhook.delivery.retry,
+                event.schedule,
+                attempt.number,
+                finished,
+            )
+        };
+        let updated = self
+            .store
+            .finish_attempt(&event.id, &attempt, next, finished)?;
+        match attempt.error_kind {
+            None => debug!(number = attempt.number, status = ?attempt.status_code, "delivered"),
+            Some(kind) => warn!(
+                number = attempt.number,
+                kind = kind.as_str(),
+                error = attempt.error.as_deref().unwrap_or_default(),
+                outcome = updated.status.as_str(),
+                "attempt failed"
+            ),
+        }
+        if let Some(observer) = &self.observer {
+            observer(webhook, &attempt, updated.status);
+        }
+        Ok(())
+    }
+}

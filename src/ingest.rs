@@ -1,0 +1,197 @@
+//! Ingest: the stage after capture. It routes each change to its events, writes them to
+//! the store, and once a batch of transactions is durable (one flush) acknowledges the
+//! last of them to the capture stage and wakes the delivery lanes that got new events.
+//!
+//! Batches form by themselves: whatever has arrived while the previous flush ran is
+//! flushed together, so an idle database gets one flush per transaction (low latency)
+//! and a busy one few flushes for many transactions (high throughput).
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc::{self, error::TryRecvError};
+use tracing::warn;
+
+use crate::change::{Change, Lsn};
+use crate::config::Config;
+use crate::deliver::{DispatchWaker, now_ms, retry};
+use crate::route::{RoutedEvent, Router};
+use crate::source::replication::{Acknowledger, Captured};
+use crate::store::records::{EventRecord, Schedule, Status, StoredRequest};
+use crate::store::{Store, StoreError};
+
+/// Flush at least this often under a steady stream of commits.
+const MAX_COMMITS_PER_FLUSH: usize = 2_000;
+
+/// Called for every change captured and every event created (metrics).
+pub trait IngestObserver: Send + Sync {
+    fn change_captured(&self, change: &Change);
+    fn event_created(&self, event: &EventRecord);
+    fn acknowledged(&self, lsn: Lsn);
+}
+
+pub struct Ingest {
+    router: Router,
+    store: Arc<Store>,
+    schedules: HashMap<String, Vec<Duration>>,
+    acknowledger: Acknowledger,
+    waker: DispatchWaker,
+    observer: Option<Arc<dyn IngestObserver>>,
+}
+
+impl Ingest {
+    pub fn new(
+        config: &Config,
+        router: Router,
+        store: Arc<Store>,
+        acknowledger: Acknowledger,
+        waker: DispatchWaker,
+    ) -> Ingest {
+        let schedules = config
+            .webhooks
+            .iter()
+            .map(|webhook| (webhook.name.clone(), webhook.delivery.retry.clone()))
+            .collect();
+        Ingest {
+            router,
+            store,
+            schedules,
+            acknowledger,
+            waker,
+            observer: None,
+        }
+    }
+
+    pub fn observe(mut self, observer: Arc<dyn IngestObserver>) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
+    /// Runs until the capture stage closes the channel; everything received by then is
+    /// made durable and acknowledged before returning.
+    pub async fn run(self, mut input: mpsc::Receiver<Captured>) -> Result<(), StoreError> {
+        let mut last_commit: Option<Lsn> = None;
+        let mut commits = 0usize;
+        let mut touched = BTreeSet::new();
+        loop {
+            let next = if last_commit.is_some() {
+                match input.try_recv() {
+                    Ok(item) => Some(item),
+                    Err(TryRecvError::Empty) => {
+                        self.make_durable(&mut last_commit, &mut commits, &mut touched)
+                            .await?;
+                        continue;
+                    }
+                    Err(TryRecvError::Disconnected) => None,
+                }
+            } else {
+                input.recv().await
+            };
+            let Some(item) = next else { break };
+            match item {
+                Captured::Change(change) => self.store_events(&change, &mut touched)?,
+                Captured::Commit { end_lsn } => {
+                    last_commit = Some(end_lsn);
+                    commits += 1;
+                    if commits >= MAX_COMMITS_PER_FLUSH {
+                        self.make_durable(&mut last_commit, &mut commits, &mut touched)
+                            .await?;
+                    }
+                }
+            }
+        }
+        self.make_durable(&mut last_commit, &mut commits, &mut touched)
+            .await
+    }
+
+    fn store_events(
+        &self,
+        change: &Change,
+        touched: &mut BTreeSet<String>,
+    ) -> Result<(), StoreError> {
+        if let Some(observer) = &self.observer {
+            observer.change_captured(change);
+        }
+        for routed in self.router.route(change) {
+            let record = self.record(routed)?;
+            if self.store.insert(&record)? {
+                if let Some(observer) = &self.observer {
+                    observer.event_created(&record);
+                }
+                touched.insert(record.webhook);
+            }
+        }
+        Ok(())
+    }
+
+    fn record(&self, routed: RoutedEvent) -> Result<EventRecord, StoreError> {
+        let now = now_ms();
+        let (request, render_error) = match routed.request {
+            Ok(request) => (request, None),
+            Err(error) => {
+                warn!(event = %routed.id, webhook = %routed.webhook, %error, "request not rendered");
+                let placeholder = StoredRequest {
+                    method: String::new(),
+                    url: String::new(),
+                    headers: Vec::new(),
+                    body: None,
+                };
+                (placeholder, Some(error.to_string()))
+            }
+        };
+        let schedule = self
+            .schedules
+            .get(&routed.webhook)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        let (status, next_attempt_at_ms, finished_at_ms) = match render_error {
+            None => (
+                Status::Pending,
+                Some(retry::first_attempt_at(now, schedule)),
+                None,
+            ),
+            Some(_) => (Status::Failed, None, Some(now)),
+        };
+        Ok(EventRecord {
+            id: routed.id,
+            webhook: routed.webhook,
+            model: routed.model,
+            kind: routed.kind,
+            envelope: routed.envelope,
+            request,
+            created_at_ms: now,
+            sequence: self.store.next_sequence()?,
+            status,
+            attempts: 0,
+            schedule: Schedule::Regular,
+            next_attempt_at_ms,
+            last_status_code: None,
+            last_error: render_error.clone(),
+            finished_at_ms,
+            render_error,
+        })
+    }
+
+    async fn make_durable(
+        &self,
+        last_commit: &mut Option<Lsn>,
+        commits: &mut usize,
+        touched: &mut BTreeSet<String>,
+    ) -> Result<(), StoreError> {
+        let Some(lsn) = last_commit.take() else {
+            return Ok(());
+        };
+        self.store.set_checkpoint(lsn)?;
+        self.store.flush().await?;
+        self.acknowledger.acknowledge(lsn);
+        if let Some(observer) = &self.observer {
+            observer.acknowledged(lsn);
+        }
+        for webhook in std::mem::take(touched) {
+            self.waker.wake(&webhook);
+        }
+        *commits = 0;
+        Ok(())
+    }
+}

@@ -10,7 +10,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::mpsc::{self, error::TryRecvError};
+use tokio::sync::mpsc;
 use tracing::warn;
 
 use crate::change::{Change, Lsn};
@@ -74,31 +74,19 @@ impl Ingest {
         let mut last_commit: Option<Lsn> = None;
         let mut commits = 0usize;
         let mut touched = BTreeSet::new();
-        loop {
-            let next = if last_commit.is_some() {
-                match input.try_recv() {
-                    Ok(item) => Some(item),
-                    Err(TryRecvError::Empty) => {
-                        self.make_durable(&mut last_commit, &mut commits, &mut touched)
-                            .await?;
-                        continue;
-                    }
-                    Err(TryRecvError::Disconnected) => None,
-                }
-            } else {
-                input.recv().await
-            };
-            let Some(item) = next else { break };
+        // `recv` takes part in tokio's cooperative scheduling, so a long backlog does not
+        // starve delivery of the runtime's threads.
+        while let Some(item) = input.recv().await {
             match item {
                 Captured::Change(change) => self.store_events(&change, &mut touched)?,
                 Captured::Commit { end_lsn } => {
                     last_commit = Some(end_lsn);
                     commits += 1;
-                    if commits >= MAX_COMMITS_PER_FLUSH {
-                        self.make_durable(&mut last_commit, &mut commits, &mut touched)
-                            .await?;
-                    }
                 }
+            }
+            if last_commit.is_some() && (input.is_empty() || commits >= MAX_COMMITS_PER_FLUSH) {
+                self.make_durable(&mut last_commit, &mut commits, &mut touched)
+                    .await?;
             }
         }
         self.make_durable(&mut last_commit, &mut commits, &mut touched)
@@ -140,6 +128,10 @@ impl Ingest {
                 (placeholder, Some(error.to_string()))
             }
         };
+        let body_is_envelope = request.body.as_deref().is_some_and(|body| {
+            serde_json::to_string(&routed.envelope).is_ok_and(|envelope| envelope == body)
+        });
+        let envelope = (!body_is_envelope).then_some(routed.envelope);
         let schedule = self
             .schedules
             .get(&routed.webhook)
@@ -158,7 +150,7 @@ impl Ingest {
             webhook: routed.webhook,
             model: routed.model,
             kind: routed.kind,
-            envelope: routed.envelope,
+            envelope,
             request,
             created_at_ms: now,
             sequence: self.store.next_sequence()?,
@@ -183,7 +175,9 @@ impl Ingest {
             return Ok(());
         };
         self.store.set_checkpoint(lsn)?;
+        let flushing = std::time::Instant::now();
         self.store.flush().await?;
+        tracing::debug!(commits = *commits, took = ?flushing.elapsed(), "store flushed");
         self.acknowledger.acknowledge(lsn);
         if let Some(observer) = &self.observer {
             observer.acknowledged(lsn);

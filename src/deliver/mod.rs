@@ -169,33 +169,38 @@ impl LaneWorker {
         let webhook = &self.lane.webhook.name;
         let now = now_ms();
         let free = self.lane.own_limit.available_permits();
-        if free > 0 {
-            let skip = lock(&self.lane.in_flight).clone();
-            for id in self.store.due(webhook, now, free, &skip)? {
-                let Ok(permit) = self.lane.own_limit.clone().try_acquire_owned() else {
-                    break;
-                };
-                lock(&self.lane.in_flight).insert(id.clone());
-                let attempt = Attempt {
-                    id,
-                    lane: self.lane.clone(),
-                    store: self.store.clone(),
-                    client: self.client.clone(),
-                    global_limit: self.global_limit.clone(),
-                    observer: self.observer.clone(),
-                };
-                let span = info_span!("delivery", webhook = %webhook, event = %attempt.id);
-                lock(&self.attempts).spawn(
-                    async move {
-                        attempt.run().await;
-                        drop(permit);
-                    }
-                    .instrument(span),
-                );
+        let (due, next) = {
+            let in_flight = lock(&self.lane.in_flight);
+            self.store.due(webhook, now, free, &in_flight)?
+        };
+        for (due_at, id) in due {
+            if !lock(&self.lane.in_flight).insert(id.clone()) {
+                // Two due entries for one event (left by a crash): one attempt at a time.
+                continue;
             }
+            let Ok(permit) = self.lane.own_limit.clone().try_acquire_owned() else {
+                lock(&self.lane.in_flight).remove(&id);
+                break;
+            };
+            let attempt = Attempt {
+                due_at,
+                id,
+                lane: self.lane.clone(),
+                store: self.store.clone(),
+                client: self.client.clone(),
+                global_limit: self.global_limit.clone(),
+                observer: self.observer.clone(),
+            };
+            let span = info_span!("delivery", webhook = %webhook, event = %attempt.id);
+            lock(&self.attempts).spawn(
+                async move {
+                    attempt.run().await;
+                    drop(permit);
+                }
+                .instrument(span),
+            );
         }
-        let skip = lock(&self.lane.in_flight).clone();
-        let wait = match self.store.next_due_at(webhook, &skip)? {
+        let wait = match next {
             // Due now but no room: an attempt finishing wakes the lane.
             Some(at) if at <= now => IDLE_RECHECK,
             Some(at) => Duration::from_millis(at - now).min(IDLE_RECHECK),
@@ -206,6 +211,7 @@ impl LaneWorker {
 }
 
 struct Attempt {
+    due_at: u64,
     id: String,
     lane: Arc<Lane>,
     store: Arc<Store>,
@@ -227,13 +233,13 @@ impl Attempt {
         let Ok(_global) = self.global_limit.acquire().await else {
             return Ok(());
         };
-        let Some(event) = self.store.event(&self.id)? else {
+        let webhook = &self.lane.webhook;
+        let Some(event) = self
+            .store
+            .event_if_due(&webhook.name, self.due_at, &self.id)?
+        else {
             return Ok(());
         };
-        if event.status != Status::Pending {
-            return Ok(());
-        }
-        let webhook = &self.lane.webhook;
         let options = AttemptOptions {
             number: event.attempts + 1,
             event_id: &event.id,
@@ -253,7 +259,7 @@ impl Attempt {
                 finished,
             )
         };
-        let updated = self
+        let status = self
             .store
             .finish_attempt(&event.id, &attempt, next, finished)?;
         match attempt.error_kind {
@@ -262,12 +268,12 @@ impl Attempt {
                 number = attempt.number,
                 kind = kind.as_str(),
                 error = attempt.error.as_deref().unwrap_or_default(),
-                outcome = updated.status.as_str(),
+                outcome = status.as_str(),
                 "attempt failed"
             ),
         }
         if let Some(observer) = &self.observer {
-            observer(webhook, &attempt, updated.status);
+            observer(webhook, &attempt, status);
         }
         Ok(())
     }

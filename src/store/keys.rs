@@ -1,14 +1,36 @@
-//! Key encodings for the store's trees. Numbers are big-endian so that sled's byte order
-//! is numeric order; a zero byte separates a name from what follows (names and event ids
-//! never contain one).
-
-use super::records::Status;
+//! Key encodings. Everything lives in one sled tree (so that every change is one atomic
+//! batch); the first byte says which kind of record a key belongs to. Numbers are
+//! big-endian so that byte order is numeric order; a zero byte separates a name from what
+//! follows (names and event ids never contain one).
 
 const SEPARATOR: u8 = 0;
 
+/// The kinds of record, each a key prefix.
+pub const EVENT: u8 = b'e';
+pub const REQUEST: u8 = b'r';
+pub const BODY: u8 = b'b';
+pub const DUE: u8 = b'd';
+pub const ATTEMPT: u8 = b'a';
+pub const BY_SEQUENCE: u8 = b's';
+pub const BY_WEBHOOK: u8 = b'w';
+pub const CHECKPOINT: &[u8] = b"checkpoint";
+
+/// A record of `kind` keyed by event id alone: its state, request or body.
+pub fn by_id(kind: u8, id: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(1 + id.len());
+    key.push(kind);
+    key.extend_from_slice(id.as_bytes());
+    key
+}
+
+/// The event's mutable state (status, attempts, due time), rewritten on every attempt.
+pub fn event(id: &str) -> Vec<u8> {
+    by_id(EVENT, id)
+}
+
 /// `due`: webhook, due time, event id — one webhook's due events in time order.
 pub fn due(webhook: &str, due_at_ms: u64, event_id: &str) -> Vec<u8> {
-    let mut key = prefix(webhook);
+    let mut key = prefix(DUE, webhook);
     key.extend_from_slice(&due_at_ms.to_be_bytes());
     key.extend_from_slice(event_id.as_bytes());
     key
@@ -16,15 +38,16 @@ pub fn due(webhook: &str, due_at_ms: u64, event_id: &str) -> Vec<u8> {
 
 /// Splits a `due` key (after its webhook prefix) into due time and event id.
 pub fn parse_due(key: &[u8], webhook: &str) -> Option<(u64, String)> {
-    let rest = key.strip_prefix(prefix(webhook).as_slice())?;
+    let rest = key.strip_prefix(prefix(DUE, webhook).as_slice())?;
     let (time, id) = rest.split_at_checked(8)?;
     let time = u64::from_be_bytes(time.try_into().ok()?);
     Some((time, String::from_utf8(id.to_vec()).ok()?))
 }
 
-/// The prefix of everything keyed by `name` first.
-pub fn prefix(name: &str) -> Vec<u8> {
-    let mut key = Vec::with_capacity(name.len() + 1 + 8 + 64);
+/// The prefix of every key of `kind` that is keyed by `name` first.
+pub fn prefix(kind: u8, name: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(1 + name.len() + 1 + 8 + 64);
+    key.push(kind);
     key.extend_from_slice(name.as_bytes());
     key.push(SEPARATOR);
     key
@@ -32,27 +55,22 @@ pub fn prefix(name: &str) -> Vec<u8> {
 
 /// `attempts`: event id, attempt number.
 pub fn attempt(event_id: &str, number: u32) -> Vec<u8> {
-    let mut key = prefix(event_id);
+    let mut key = prefix(ATTEMPT, event_id);
     key.extend_from_slice(&number.to_be_bytes());
     key
 }
 
 /// `by_webhook`: webhook, insertion sequence.
 pub fn webhook_sequence(webhook: &str, sequence: u64) -> Vec<u8> {
-    let mut key = prefix(webhook);
+    let mut key = prefix(BY_WEBHOOK, webhook);
     key.extend_from_slice(&sequence.to_be_bytes());
     key
 }
 
 /// `by_sequence`: insertion sequence alone.
-pub fn sequence(sequence: u64) -> [u8; 8] {
-    sequence.to_be_bytes()
-}
-
-/// `counts`: webhook, status.
-pub fn count(webhook: &str, status: Status) -> Vec<u8> {
-    let mut key = prefix(webhook);
-    key.extend_from_slice(status.as_str().as_bytes());
+pub fn sequence(sequence: u64) -> [u8; 9] {
+    let mut key = [BY_SEQUENCE; 9];
+    key[1..].copy_from_slice(&sequence.to_be_bytes());
     key
 }
 
@@ -84,22 +102,19 @@ mod tests {
     #[test]
     fn a_webhook_prefix_never_matches_a_longer_name() {
         let key = due("orders-2", 1, "evt_c");
-        assert!(!key.starts_with(&prefix("orders")));
+        assert!(!key.starts_with(&prefix(DUE, "orders")));
     }
 
     #[test]
     fn attempts_sort_by_number() {
         assert!(attempt("evt_1", 2) < attempt("evt_1", 10));
-        assert!(
-            attempt("evt_1", 300) < attempt("evt_10", 1)
-                || !attempt("evt_10", 1).starts_with(&prefix("evt_1"))
-        );
-        assert!(!attempt("evt_10", 1).starts_with(&prefix("evt_1")));
+        assert!(!attempt("evt_10", 1).starts_with(&prefix(ATTEMPT, "evt_1")));
     }
 
     #[test]
     fn numbers_round_trip() {
-        assert_eq!(decode_u64(&sequence(42)), 42);
+        assert_eq!(decode_u64(&sequence(42)[1..]), 42);
+        assert!(sequence(255) < sequence(256));
         assert_eq!(decode_u64(b"short"), 0);
         assert!(webhook_sequence("w", 9) < webhook_sequence("w", 10));
     }

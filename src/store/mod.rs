@@ -10,15 +10,14 @@ pub mod records;
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
 
-use sled::Transactional;
-use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 use sled::{Db, Tree};
 
 use crate::change::Lsn;
-use records::{AttemptRecord, EventRecord, Schedule, Status};
+use records::{AttemptRecord, EventRecord, Schedule, Status, StoredRequest};
 
-const CHECKPOINT_KEY: &[u8] = b"checkpoint";
+const CACHE_BYTES: u64 = 32 * 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -42,17 +41,6 @@ pub enum StoreError {
     NotRedeliverable { id: String, reason: String },
 }
 
-impl From<TransactionError<StoreError>> for StoreError {
-    fn from(error: TransactionError<StoreError>) -> Self {
-        match error {
-            TransactionError::Abort(error) => error,
-            TransactionError::Storage(error) => StoreError::Sled(error),
-        }
-    }
-}
-
-type Abortable<T> = Result<T, ConflictableTransactionError<StoreError>>;
-
 /// Which events to list, newest first.
 #[derive(Clone, Debug, Default)]
 pub struct EventQuery {
@@ -63,18 +51,25 @@ pub struct EventQuery {
     pub before: Option<u64>,
 }
 
+/// Due events as (due time, id), and when the next one left waiting is due.
+pub type DueEvents = (Vec<(u64, String)>, Option<u64>);
+
 /// Event counts by status for one webhook.
 pub type Counts = BTreeMap<Status, u64>;
 
+/// Everything is one tree so that each change of an event and its indexes is one atomic
+/// batch (sled's multi-tree transactions cost far more). Writers take `writes` so that
+/// read-modify-write of an event and of the counters never interleave.
 pub struct Store {
     db: Db,
-    events: Tree,
-    due: Tree,
-    attempts: Tree,
-    by_sequence: Tree,
-    by_webhook: Tree,
-    counts: Tree,
+    /// Event states, the due index, listing indexes and attempts.
+    tree: Tree,
+    /// Request heads and bodies, written once per event; apart so that rewriting the
+    /// small states never drags large bodies along.
+    requests: Tree,
+    /// The capture checkpoint.
     meta: Tree,
+    counts: Mutex<CountTable>,
 }
 
 fn decode<T: serde::de::DeserializeOwned>(what: &str, bytes: &[u8]) -> Result<T, StoreError> {
@@ -89,20 +84,98 @@ fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
     serde_json::to_vec(value).unwrap_or_default()
 }
 
-fn adjust_count(
-    counts: &TransactionalTree,
-    webhook: &str,
+/// An event as stored: its small mutable state under one key, written on every attempt;
+/// the request's method, URL and headers (and the envelope when the body is not the
+/// envelope itself) under another, and the body raw under a third, each written once.
+/// This keeps what each attempt rewrites small.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct StoredState {
+    webhook: String,
+    model: String,
+    kind: String,
+    created_at_ms: u64,
+    sequence: u64,
     status: Status,
-    delta: i64,
-) -> Abortable<()> {
-    let key = keys::count(webhook, status);
-    let current = counts
-        .get(&key)?
-        .map(|value| keys::decode_u64(&value))
-        .unwrap_or(0);
-    let updated = current.saturating_add_signed(delta);
-    counts.insert(key, &updated.to_be_bytes())?;
-    Ok(())
+    attempts: u32,
+    schedule: Schedule,
+    next_attempt_at_ms: Option<u64>,
+    last_status_code: Option<u16>,
+    last_error: Option<String>,
+    finished_at_ms: Option<u64>,
+    render_error: Option<String>,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct StoredRequestHead {
+    method: String,
+    url: String,
+    headers: Vec<(String, String)>,
+    /// Absent when the body is the envelope (the default JSON format).
+    envelope: Option<serde_json::Value>,
+}
+
+impl StoredState {
+    fn of(event: &EventRecord) -> StoredState {
+        StoredState {
+            webhook: event.webhook.clone(),
+            model: event.model.clone(),
+            kind: event.kind.clone(),
+            created_at_ms: event.created_at_ms,
+            sequence: event.sequence,
+            status: event.status,
+            attempts: event.attempts,
+            schedule: event.schedule,
+            next_attempt_at_ms: event.next_attempt_at_ms,
+            last_status_code: event.last_status_code,
+            last_error: event.last_error.clone(),
+            finished_at_ms: event.finished_at_ms,
+            render_error: event.render_error.clone(),
+        }
+    }
+
+    fn into_event(self, id: &str, head: StoredRequestHead, body: Option<String>) -> EventRecord {
+        EventRecord {
+            id: id.to_string(),
+            webhook: self.webhook,
+            model: self.model,
+            kind: self.kind,
+            envelope: head.envelope,
+            request: StoredRequest {
+                method: head.method,
+                url: head.url,
+                headers: head.headers,
+                body,
+            },
+            created_at_ms: self.created_at_ms,
+            sequence: self.sequence,
+            status: self.status,
+            attempts: self.attempts,
+            schedule: self.schedule,
+            next_attempt_at_ms: self.next_attempt_at_ms,
+            last_status_code: self.last_status_code,
+            last_error: self.last_error,
+            finished_at_ms: self.finished_at_ms,
+            render_error: self.render_error,
+        }
+    }
+}
+
+/// Event counts by webhook and status, kept in memory: computed from the stored states
+/// when the store opens and adjusted with every change. (Persisting them would rewrite
+/// one hot key on every write, which sled pays for by rewriting whole pages.)
+#[derive(Default)]
+struct CountTable(BTreeMap<String, Counts>);
+
+impl CountTable {
+    fn add(&mut self, webhook: &str, status: Status, delta: i64) {
+        let count = self
+            .0
+            .entry(webhook.to_string())
+            .or_default()
+            .entry(status)
+            .or_default();
+        *count = count.saturating_add_signed(delta);
+    }
 }
 
 impl Store {
@@ -111,18 +184,37 @@ impl Store {
             path: path.display().to_string(),
             source,
         };
-        let db = sled::Config::new().path(path).open().map_err(open_error)?;
-        let tree = |name: &str| db.open_tree(name).map_err(open_error);
-        Ok(Store {
-            events: tree("events")?,
-            due: tree("due")?,
-            attempts: tree("attempts")?,
-            by_sequence: tree("by_sequence")?,
-            by_webhook: tree("by_webhook")?,
-            counts: tree("counts")?,
-            meta: tree("meta")?,
+        // sled caches up to 1 GiB by default; the working set here is the due index and
+        // recent events, so a small cache keeps memory flat without slowing writes.
+        let db = sled::Config::new()
+            .path(path)
+            .cache_capacity(CACHE_BYTES)
+            .open()
+            .map_err(open_error)?;
+        let store = Store {
+            tree: db.open_tree("events").map_err(open_error)?,
+            requests: db.open_tree("requests").map_err(open_error)?,
+            meta: db.open_tree("meta").map_err(open_error)?,
             db,
-        })
+            counts: Mutex::new(CountTable::default()),
+        };
+        let mut counts = CountTable::default();
+        for entry in store.tree.scan_prefix([keys::EVENT]) {
+            let (key, value) = entry?;
+            let state: StoredState = decode(&String::from_utf8_lossy(&key[1..]), &value)?;
+            counts.add(&state.webhook, state.status, 1);
+        }
+        *store.lock() = counts;
+        Ok(store)
+    }
+
+    /// Writers hold this lock, so that the read-modify-write of an event and of the
+    /// counts never interleave.
+    fn lock(&self) -> MutexGuard<'_, CountTable> {
+        // The counts are plain numbers; a panic elsewhere leaves nothing half-written.
+        self.counts
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// A number larger than every one handed out before, for `EventRecord::sequence`.
@@ -132,32 +224,44 @@ impl Store {
 
     /// Stores a new event with its indexes, unless an event with its id exists already
     /// (a change read again). Returns whether it was new. Not durable until `flush`.
+    ///
+    /// sled's atomic batches cost ten times what single writes do, so writes are single
+    /// and ordered instead: sled recovers a prefix of its log, and the event's state is
+    /// written last, so after a crash an event either exists whole or not at all (and its
+    /// change, not yet acknowledged, is read again). Index entries left without a state
+    /// are skipped by readers and cleaned up by `due` and `prune`.
     pub fn insert(&self, event: &EventRecord) -> Result<bool, StoreError> {
-        let record = encode(event);
-        let trees = (
-            &self.events,
-            &self.due,
-            &self.by_sequence,
-            &self.by_webhook,
-            &self.counts,
-        );
-        let inserted = trees.transaction(|(events, due, by_sequence, by_webhook, counts)| {
-            if events.get(event.id.as_bytes())?.is_some() {
-                return Ok(false);
-            }
-            events.insert(event.id.as_bytes(), record.as_slice())?;
-            if let (Status::Pending, Some(at)) = (event.status, event.next_attempt_at_ms) {
-                due.insert(keys::due(&event.webhook, at, &event.id), &[])?;
-            }
-            by_sequence.insert(&keys::sequence(event.sequence), event.id.as_bytes())?;
-            by_webhook.insert(
-                keys::webhook_sequence(&event.webhook, event.sequence),
-                event.id.as_bytes(),
-            )?;
-            adjust_count(counts, &event.webhook, event.status, 1)?;
-            Ok(true)
-        })?;
-        Ok(inserted)
+        let mut counts = self.lock();
+        let key = keys::event(&event.id);
+        if self.tree.contains_key(&key)? {
+            return Ok(false);
+        }
+        let body = event.request.body.as_deref();
+        let head = StoredRequestHead {
+            method: event.request.method.clone(),
+            url: event.request.url.clone(),
+            headers: event.request.headers.clone(),
+            envelope: event.envelope.clone(),
+        };
+        self.requests
+            .insert(keys::by_id(keys::REQUEST, &event.id), encode(&head))?;
+        if let Some(body) = body {
+            self.requests
+                .insert(keys::by_id(keys::BODY, &event.id), body.as_bytes())?;
+        }
+        if let (Status::Pending, Some(at)) = (event.status, event.next_attempt_at_ms) {
+            self.tree
+                .insert(keys::due(&event.webhook, at, &event.id), &[])?;
+        }
+        self.tree
+            .insert(keys::sequence(event.sequence), event.id.as_bytes())?;
+        self.tree.insert(
+            keys::webhook_sequence(&event.webhook, event.sequence),
+            event.id.as_bytes(),
+        )?;
+        self.tree.insert(key, encode(&StoredState::of(event)))?;
+        counts.add(&event.webhook, event.status, 1);
+        Ok(true)
     }
 
     /// Makes everything written so far durable.
@@ -170,70 +274,87 @@ impl Store {
     pub fn checkpoint(&self) -> Result<Lsn, StoreError> {
         Ok(self
             .meta
-            .get(CHECKPOINT_KEY)?
+            .get(keys::CHECKPOINT)?
             .map(|value| Lsn(keys::decode_u64(&value)))
             .unwrap_or_default())
     }
 
     /// Moves the checkpoint forward (never back).
     pub fn set_checkpoint(&self, lsn: Lsn) -> Result<(), StoreError> {
-        self.meta.fetch_and_update(CHECKPOINT_KEY, |current| {
-            let current = current.map(keys::decode_u64).unwrap_or(0);
-            Some(current.max(lsn.0).to_be_bytes().to_vec())
-        })?;
+        let _writing = self.lock();
+        if lsn > self.checkpoint()? {
+            self.meta.insert(keys::CHECKPOINT, &lsn.0.to_be_bytes())?;
+        }
         Ok(())
     }
 
     pub fn event(&self, id: &str) -> Result<Option<EventRecord>, StoreError> {
-        match self.events.get(id.as_bytes())? {
+        let Some(state) = self.state(id)? else {
+            return Ok(None);
+        };
+        let head: StoredRequestHead = match self.requests.get(keys::by_id(keys::REQUEST, id))? {
+            Some(bytes) => decode(id, &bytes)?,
+            None => return Ok(None),
+        };
+        let body = self
+            .requests
+            .get(keys::by_id(keys::BODY, id))?
+            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned());
+        Ok(Some(state.into_event(id, head, body)))
+    }
+
+    fn state(&self, id: &str) -> Result<Option<StoredState>, StoreError> {
+        match self.tree.get(keys::event(id))? {
             Some(bytes) => Ok(Some(decode(id, &bytes)?)),
             None => Ok(None),
         }
     }
 
-    /// Up to `limit` ids of `webhook`'s events due at `now_ms`, earliest first, leaving
-    /// out those in `skip` (already being attempted).
+    /// Up to `limit` due times and ids of `webhook`'s events due at `now_ms`, earliest first, leaving
+    /// out those in `skip` (already being attempted); and when the earliest event left
+    /// waiting (not taken, not in `skip`) is due.
     pub fn due(
         &self,
         webhook: &str,
         now_ms: u64,
         limit: usize,
         skip: &HashSet<String>,
-    ) -> Result<Vec<String>, StoreError> {
+    ) -> Result<DueEvents, StoreError> {
         let mut found = Vec::new();
-        for entry in self.due.scan_prefix(keys::prefix(webhook)) {
-            if found.len() >= limit {
-                break;
-            }
+        for entry in self.tree.scan_prefix(keys::prefix(keys::DUE, webhook)) {
             let (key, _) = entry?;
             let Some((at, id)) = keys::parse_due(&key, webhook) else {
                 continue;
             };
-            if at > now_ms {
-                break;
+            if skip.contains(&id) {
+                continue;
             }
-            if !skip.contains(&id) {
-                found.push(id);
+            if at > now_ms || found.len() >= limit {
+                return Ok((found, Some(at)));
             }
+            found.push((at, id));
         }
-        Ok(found)
+        Ok((found, None))
     }
 
-    /// When the earliest of `webhook`'s due events not in `skip` is due.
-    pub fn next_due_at(
+    /// The event behind a due entry, if the entry still describes it (pending and due at
+    /// that time). Otherwise the entry is left over from a crash between writes, and is
+    /// removed.
+    pub fn event_if_due(
         &self,
         webhook: &str,
-        skip: &HashSet<String>,
-    ) -> Result<Option<u64>, StoreError> {
-        for entry in self.due.scan_prefix(keys::prefix(webhook)) {
-            let (key, _) = entry?;
-            if let Some((at, id)) = keys::parse_due(&key, webhook)
-                && !skip.contains(&id)
-            {
-                return Ok(Some(at));
-            }
+        at: u64,
+        id: &str,
+    ) -> Result<Option<EventRecord>, StoreError> {
+        let _writing = self.lock();
+        let current = self.state(id)?.is_some_and(|state| {
+            state.status == Status::Pending && state.next_attempt_at_ms == Some(at)
+        });
+        if !current {
+            self.tree.remove(keys::due(webhook, at, id))?;
+            return Ok(None);
         }
-        Ok(None)
+        self.event(id)
     }
 
     /// Records an attempt and moves the event on: delivered, due again at `next_attempt_at`,
@@ -244,111 +365,96 @@ impl Store {
         attempt: &AttemptRecord,
         next_attempt_at: Option<u64>,
         now_ms: u64,
-    ) -> Result<EventRecord, StoreError> {
-        let attempt_bytes = encode(attempt);
-        let trees = (&self.events, &self.due, &self.attempts, &self.counts);
-        let updated = trees.transaction(|(events, due, attempts, counts)| {
-            let mut event = self.event_in(events, id)?;
-            attempts.insert(keys::attempt(id, attempt.number), attempt_bytes.as_slice())?;
-            event.attempts = event.attempts.max(attempt.number);
-            event.last_status_code = attempt.status_code;
-            event.last_error = attempt.error.clone();
-            let status = if attempt.succeeded() {
-                Status::Delivered
-            } else if next_attempt_at.is_some() {
-                Status::Pending
-            } else {
-                Status::Failed
-            };
-            self.move_event(
-                events,
-                due,
-                counts,
-                &mut event,
-                status,
-                next_attempt_at,
-                now_ms,
-            )?;
-            Ok(event)
-        })?;
-        Ok(updated)
+    ) -> Result<Status, StoreError> {
+        let mut counts = self.lock();
+        let mut state = self
+            .state(id)?
+            .ok_or_else(|| StoreError::NotFound(id.to_string()))?;
+        self.tree
+            .insert(keys::attempt(id, attempt.number), encode(attempt))?;
+        state.attempts = state.attempts.max(attempt.number);
+        state.last_status_code = attempt.status_code;
+        state.last_error = attempt.error.clone();
+        let status = if attempt.succeeded() {
+            Status::Delivered
+        } else if next_attempt_at.is_some() {
+            Status::Pending
+        } else {
+            Status::Failed
+        };
+        self.move_event(&mut counts, id, &mut state, status, next_attempt_at, now_ms)?;
+        Ok(status)
     }
 
     /// Queues the event for one immediate attempt; its attempts so far are kept.
     pub fn redeliver(&self, id: &str, now_ms: u64) -> Result<EventRecord, StoreError> {
-        let trees = (&self.events, &self.due, &self.counts);
-        let updated = trees.transaction(|(events, due, counts)| {
-            let mut event = self.event_in(events, id)?;
-            if let Some(reason) = &event.render_error {
-                return Err(ConflictableTransactionError::Abort(
-                    StoreError::NotRedeliverable {
-                        id: id.to_string(),
-                        reason: reason.clone(),
-                    },
-                ));
-            }
-            event.schedule = Schedule::Redelivery {
-                after_attempts: event.attempts,
-            };
-            self.move_event(
-                events,
-                due,
-                counts,
-                &mut event,
-                Status::Pending,
-                Some(now_ms),
-                now_ms,
-            )?;
-            Ok(event)
-        })?;
-        Ok(updated)
+        let mut counts = self.lock();
+        let mut state = self
+            .state(id)?
+            .ok_or_else(|| StoreError::NotFound(id.to_string()))?;
+        if let Some(reason) = &state.render_error {
+            return Err(StoreError::NotRedeliverable {
+                id: id.to_string(),
+                reason: reason.clone(),
+            });
+        }
+        state.schedule = Schedule::Redelivery {
+            after_attempts: state.attempts,
+        };
+        self.move_event(
+            &mut counts,
+            id,
+            &mut state,
+            Status::Pending,
+            Some(now_ms),
+            now_ms,
+        )?;
+        drop(counts);
+        self.event(id)?
+            .ok_or_else(|| StoreError::NotFound(id.to_string()))
     }
 
-    fn event_in(&self, events: &TransactionalTree, id: &str) -> Abortable<EventRecord> {
-        let bytes = events.get(id.as_bytes())?.ok_or_else(|| {
-            ConflictableTransactionError::Abort(StoreError::NotFound(id.to_string()))
-        })?;
-        decode(id, &bytes).map_err(ConflictableTransactionError::Abort)
-    }
-
-    /// Sets status and due time, keeping the due index and counts in step.
-    #[allow(clippy::too_many_arguments)]
+    /// Sets status and due time, keeping the due index and counts in step. The new due
+    /// entry is written before the state and the old one removed after it, so a crash in
+    /// between leaves an extra entry (cleaned up when met), never a pending event without one.
     fn move_event(
         &self,
-        events: &TransactionalTree,
-        due: &TransactionalTree,
-        counts: &TransactionalTree,
-        event: &mut EventRecord,
+        counts: &mut CountTable,
+        id: &str,
+        state: &mut StoredState,
         status: Status,
         next_attempt_at: Option<u64>,
         now_ms: u64,
-    ) -> Abortable<()> {
-        if let Some(previous) = event.next_attempt_at_ms {
-            due.remove(keys::due(&event.webhook, previous, &event.id))?;
+    ) -> Result<(), StoreError> {
+        let previous = state.next_attempt_at_ms;
+        if state.status != status {
+            counts.add(&state.webhook, state.status, -1);
+            counts.add(&state.webhook, status, 1);
         }
-        if event.status != status {
-            adjust_count(counts, &event.webhook, event.status, -1)?;
-            adjust_count(counts, &event.webhook, status, 1)?;
-        }
-        event.status = status;
-        event.next_attempt_at_ms = match status {
+        state.status = status;
+        state.next_attempt_at_ms = match status {
             Status::Pending => next_attempt_at,
             _ => None,
         };
-        event.finished_at_ms = match status {
+        state.finished_at_ms = match status {
             Status::Pending => None,
             _ => Some(now_ms),
         };
-        if let Some(at) = event.next_attempt_at_ms {
-            due.insert(keys::due(&event.webhook, at, &event.id), &[])?;
+        if let Some(at) = state.next_attempt_at_ms {
+            self.tree.insert(keys::due(&state.webhook, at, id), &[])?;
         }
-        events.insert(event.id.as_bytes(), encode(event))?;
+        self.tree.insert(keys::event(id), encode(&*state))?;
+        if let Some(previous) = previous
+            && Some(previous) != state.next_attempt_at_ms
+        {
+            self.tree.remove(keys::due(&state.webhook, previous, id))?;
+        }
         Ok(())
     }
 
     pub fn attempts(&self, id: &str) -> Result<Vec<AttemptRecord>, StoreError> {
-        self.attempts
-            .scan_prefix(keys::prefix(id))
+        self.tree
+            .scan_prefix(keys::prefix(keys::ATTEMPT, id))
             .map(|entry| {
                 let (_, value) = entry?;
                 decode(id, &value)
@@ -363,28 +469,29 @@ impl Store {
         } else {
             query.limit
         };
-        let ids: Box<dyn Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>> =
-            match &query.webhook {
-                Some(webhook) => {
-                    let start = keys::prefix(webhook);
-                    let end = keys::webhook_sequence(webhook, query.before.unwrap_or(u64::MAX));
-                    Box::new(self.by_webhook.range(start..end).rev())
-                }
-                None => {
-                    let end = keys::sequence(query.before.unwrap_or(u64::MAX));
-                    Box::new(self.by_sequence.range(..end).rev())
-                }
-            };
+        let before = query.before.unwrap_or(u64::MAX);
+        let (start, end) = match &query.webhook {
+            Some(webhook) => (
+                keys::prefix(keys::BY_WEBHOOK, webhook),
+                keys::webhook_sequence(webhook, before),
+            ),
+            None => (vec![keys::BY_SEQUENCE], keys::sequence(before).to_vec()),
+        };
         let mut found = Vec::new();
-        for entry in ids {
+        for entry in self.tree.range(start..end).rev() {
             if found.len() >= limit {
                 break;
             }
-            let (_, id) = entry?;
+            let (key, id) = entry?;
             let id = String::from_utf8_lossy(&id).into_owned();
             let Some(event) = self.event(&id)? else {
                 continue;
             };
+            // An entry left by an insert a crash cut short; the event was stored again
+            // under a later sequence.
+            if key[key.len() - 8..] != event.sequence.to_be_bytes() {
+                continue;
+            }
             if query.status.is_none_or(|status| status == event.status) {
                 found.push(event);
             }
@@ -393,31 +500,20 @@ impl Store {
     }
 
     /// Counts by status for every webhook that has events.
-    pub fn counts(&self) -> Result<BTreeMap<String, Counts>, StoreError> {
-        let mut all: BTreeMap<String, Counts> = BTreeMap::new();
-        for entry in self.counts.iter() {
-            let (key, value) = entry?;
-            let Some(split) = key.iter().position(|byte| *byte == 0) else {
-                continue;
-            };
-            let webhook = String::from_utf8_lossy(&key[..split]).into_owned();
-            let Ok(status) = String::from_utf8_lossy(&key[split + 1..]).parse::<Status>() else {
-                continue;
-            };
-            *all.entry(webhook).or_default().entry(status).or_default() += keys::decode_u64(&value);
-        }
-        Ok(all)
+    pub fn counts(&self) -> BTreeMap<String, Counts> {
+        self.lock().0.clone()
     }
 
     /// Deletes delivered and failed events that finished before `cutoff_ms`, with their
     /// attempts and index entries. Returns how many were deleted.
     pub fn prune(&self, cutoff_ms: u64) -> Result<usize, StoreError> {
         let mut pruned = 0;
-        for entry in self.by_sequence.iter() {
+        for entry in self.tree.scan_prefix([keys::BY_SEQUENCE]) {
             let (sequence_key, id) = entry?;
             let id = String::from_utf8_lossy(&id).into_owned();
+            let mut counts = self.lock();
             let Some(event) = self.event(&id)? else {
-                self.by_sequence.remove(sequence_key)?;
+                self.tree.remove(sequence_key)?;
                 continue;
             };
             // Events are in creation order: none created after the cutoff finished before it.
@@ -429,28 +525,22 @@ impl Store {
             {
                 continue;
             }
+            // State first: once it is gone the event is gone, whatever a crash leaves.
+            self.tree.remove(keys::event(&id))?;
+            counts.add(&event.webhook, event.status, -1);
             let attempt_keys: Vec<sled::IVec> = self
-                .attempts
-                .scan_prefix(keys::prefix(&id))
+                .tree
+                .scan_prefix(keys::prefix(keys::ATTEMPT, &id))
                 .keys()
                 .collect::<Result<_, _>>()?;
-            let trees = (
-                &self.events,
-                &self.attempts,
-                &self.by_sequence,
-                &self.by_webhook,
-                &self.counts,
-            );
-            trees.transaction(|(events, attempts, by_sequence, by_webhook, counts)| {
-                events.remove(id.as_bytes())?;
-                for key in &attempt_keys {
-                    attempts.remove(key)?;
-                }
-                by_sequence.remove(&keys::sequence(event.sequence))?;
-                by_webhook.remove(keys::webhook_sequence(&event.webhook, event.sequence))?;
-                adjust_count(counts, &event.webhook, event.status, -1)?;
-                Ok::<_, ConflictableTransactionError<StoreError>>(())
-            })?;
+            for key in attempt_keys {
+                self.tree.remove(key)?;
+            }
+            self.tree.remove(keys::sequence(event.sequence))?;
+            self.tree
+                .remove(keys::webhook_sequence(&event.webhook, event.sequence))?;
+            self.requests.remove(keys::by_id(keys::REQUEST, &id))?;
+            self.requests.remove(keys::by_id(keys::BODY, &id))?;
             pruned += 1;
         }
         Ok(pruned)

@@ -64,8 +64,10 @@ pub struct EventRecord {
     /// `<model>.created|updated|deleted`.
     #[serde(rename = "type")]
     pub kind: String,
-    /// The full envelope (CONTRACT §4), kept for the history whatever the format sends.
-    pub envelope: serde_json::Value,
+    /// The full envelope (CONTRACT §4) when the body is something else; `None` when the
+    /// body is the envelope itself (format json without fields or body), so it is stored
+    /// once. `envelope_value` gives it either way.
+    pub envelope: Option<serde_json::Value>,
     pub request: StoredRequest,
     /// When the change was captured (stored), milliseconds since the Unix epoch.
     pub created_at_ms: u64,
@@ -84,6 +86,21 @@ pub struct EventRecord {
     /// cannot be redelivered (fix the template and replay the change instead).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub render_error: Option<String>,
+}
+
+impl EventRecord {
+    /// The event's envelope, from wherever it is kept.
+    pub fn envelope_value(&self) -> serde_json::Value {
+        match &self.envelope {
+            Some(envelope) => envelope.clone(),
+            None => self
+                .request
+                .body
+                .as_deref()
+                .and_then(|body| serde_json::from_str(body).ok())
+                .unwrap_or_default(),
+        }
+    }
 }
 
 /// Why an attempt failed (CONTRACT §6).

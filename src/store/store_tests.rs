@@ -22,7 +22,7 @@ fn event(store: &Store, id: &str, webhook: &str, due_at: u64) -> EventRecord {
         webhook: webhook.to_string(),
         model: "order".into(),
         kind: "order.created".into(),
-        envelope: serde_json::json!({"id": id}),
+        envelope: Some(serde_json::json!({"id": id})),
         request: StoredRequest {
             method: "POST".into(),
             url: "http://127.0.0.1:9/".into(),
@@ -69,7 +69,7 @@ fn an_event_read_again_is_not_stored_twice() {
         store.event("evt_1").unwrap().unwrap().next_attempt_at_ms,
         Some(10)
     );
-    assert_eq!(store.counts().unwrap()["hook"][&Status::Pending], 1);
+    assert_eq!(store.counts()["hook"][&Status::Pending], 1);
     assert_eq!(store.list(&EventQuery::default()).unwrap().len(), 1);
 }
 
@@ -85,58 +85,68 @@ fn due_events_come_in_time_order_per_webhook() {
         store.insert(&event(&store, id, webhook, at)).unwrap();
     }
     let none = HashSet::new();
+    let due = |limit: usize, skip: &HashSet<String>| store.due("hook", 40, limit, skip).unwrap();
     assert_eq!(
-        store.due("hook", 40, 10, &none).unwrap(),
-        ["evt_b", "evt_a"]
+        due(10, &none),
+        (
+            vec![(10, "evt_b".to_string()), (30, "evt_a".into())],
+            Some(50)
+        )
     );
-    assert_eq!(store.due("hook", 40, 1, &none).unwrap(), ["evt_b"]);
+    assert_eq!(due(1, &none), (vec![(10, "evt_b".to_string())], Some(30)));
     let skip: HashSet<String> = ["evt_b".to_string()].into();
-    assert_eq!(store.due("hook", 40, 10, &skip).unwrap(), ["evt_a"]);
-    assert_eq!(store.next_due_at("hook", &skip).unwrap(), Some(30));
-    assert_eq!(store.next_due_at("nobody", &none).unwrap(), None);
+    assert_eq!(due(10, &skip), (vec![(30, "evt_a".to_string())], Some(50)));
+    assert_eq!(store.due("nobody", 40, 10, &none).unwrap(), (vec![], None));
 }
 
 #[test]
 fn attempts_move_events_through_their_statuses() {
     let (store, _directory) = temporary_store();
     store.insert(&event(&store, "evt_1", "hook", 10)).unwrap();
-    let failed_once = store
+    let failed_once_status = store
         .finish_attempt("evt_1", &attempt(1, Some(ErrorKind::Status)), Some(500), 20)
         .unwrap();
+    let failed_once = store.event("evt_1").unwrap().unwrap();
+    assert_eq!(failed_once.status, failed_once_status);
     assert_eq!(failed_once.status, Status::Pending);
     assert_eq!(failed_once.attempts, 1);
     assert_eq!(failed_once.last_status_code, Some(500));
+    let nothing = HashSet::new();
     assert_eq!(
-        store.due("hook", 100, 10, &HashSet::new()).unwrap(),
-        Vec::<String>::new()
+        store.due("hook", 100, 10, &nothing).unwrap(),
+        (vec![], Some(500))
     );
     assert_eq!(
-        store.due("hook", 500, 10, &HashSet::new()).unwrap(),
-        ["evt_1"]
+        store.due("hook", 500, 10, &nothing).unwrap().0,
+        [(500, "evt_1".to_string())]
     );
+    assert!(store.event_if_due("hook", 500, "evt_1").unwrap().is_some());
+    assert!(store.event_if_due("hook", 10, "evt_1").unwrap().is_none());
 
-    let gave_up = store
+    let gave_up_status = store
         .finish_attempt("evt_1", &attempt(2, Some(ErrorKind::Timeout)), None, 600)
         .unwrap();
+    let gave_up = store.event("evt_1").unwrap().unwrap();
+    assert_eq!(gave_up.status, gave_up_status);
     assert_eq!(gave_up.status, Status::Failed);
     assert_eq!(gave_up.finished_at_ms, Some(600));
-    assert!(
-        store
-            .next_due_at("hook", &HashSet::new())
-            .unwrap()
-            .is_none()
+    assert_eq!(
+        store.due("hook", 10_000, 10, &nothing).unwrap(),
+        (vec![], None)
     );
 
     let queued = store.redeliver("evt_1", 700).unwrap();
     assert_eq!(queued.status, Status::Pending);
     assert_eq!(queued.schedule, Schedule::Redelivery { after_attempts: 2 });
     assert_eq!(
-        store.due("hook", 700, 10, &HashSet::new()).unwrap(),
-        ["evt_1"]
+        store.due("hook", 700, 10, &HashSet::new()).unwrap().0,
+        [(700, "evt_1".to_string())]
     );
-    let delivered = store
+    let delivered_status = store
         .finish_attempt("evt_1", &attempt(3, None), None, 710)
         .unwrap();
+    let delivered = store.event("evt_1").unwrap().unwrap();
+    assert_eq!(delivered.status, delivered_status);
     assert_eq!(delivered.status, Status::Delivered);
     assert_eq!(delivered.attempts, 3);
 
@@ -147,7 +157,7 @@ fn attempts_move_events_through_their_statuses() {
         .map(|a| a.number)
         .collect();
     assert_eq!(numbers, [1, 2, 3]);
-    let counts = &store.counts().unwrap()["hook"];
+    let counts = &store.counts()["hook"];
     assert_eq!(counts.get(&Status::Delivered), Some(&1));
     assert_eq!(counts.get(&Status::Pending), Some(&0));
     assert_eq!(counts.get(&Status::Failed), Some(&0));
@@ -245,7 +255,7 @@ fn pruning_removes_only_finished_old_events() {
         "finished after the cutoff"
     );
     assert!(store.event("evt_3").unwrap().is_some(), "still pending");
-    let counts = &store.counts().unwrap()["hook"];
+    let counts = &store.counts()["hook"];
     assert_eq!(counts.get(&Status::Delivered), Some(&1));
     assert_eq!(counts.get(&Status::Failed), Some(&0));
     assert_eq!(store.list(&EventQuery::default()).unwrap().len(), 2);

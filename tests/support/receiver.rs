@@ -91,6 +91,20 @@ impl Receiver {
         *self.responder.lock().unwrap() = Arc::new(responder);
     }
 
+    pub fn count(&self) -> usize {
+        self.requests.lock().unwrap().len()
+    }
+
+    /// When the latest request arrived.
+    pub fn last_arrival(&self) -> Option<Instant> {
+        self.requests
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|request| request.at)
+            .max()
+    }
+
     pub fn requests(&self) -> Vec<Received> {
         self.requests.lock().unwrap().clone()
     }

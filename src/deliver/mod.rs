@@ -192,7 +192,11 @@ impl LaneWorker {
                 observer: self.observer.clone(),
             };
             let span = info_span!("delivery", webhook = %webhook, event = %attempt.id);
-            lock(&self.attempts).spawn(
+            let mut attempts = lock(&self.attempts);
+            // Finished attempts stay in the set until joined: reap them, or every attempt
+            // ever made would be kept in memory until shutdown.
+            while attempts.try_join_next().is_some() {}
+            attempts.spawn(
                 async move {
                     attempt.run().await;
                     drop(permit);

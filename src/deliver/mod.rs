@@ -109,6 +109,7 @@ impl Dispatcher {
         for lane in &self.lanes {
             let worker = LaneWorker {
                 lane: lane.clone(),
+                cursor: None,
                 store: self.store.clone(),
                 client: self.client.clone(),
                 global_limit: self.global_limit.clone(),
@@ -138,6 +139,8 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 struct LaneWorker {
     lane: Arc<Lane>,
+    /// The due entry handed out last; see `start_due_attempts`.
+    cursor: Option<Vec<u8>>,
     store: Arc<Store>,
     client: Arc<DeliveryClient>,
     global_limit: Arc<Semaphore>,
@@ -146,7 +149,7 @@ struct LaneWorker {
 }
 
 impl LaneWorker {
-    async fn run(self, mut shutdown: Shutdown) {
+    async fn run(mut self, mut shutdown: Shutdown) {
         while !shutdown.is_requested() {
             let wait = match self.start_due_attempts() {
                 Ok(wait) => wait,
@@ -164,22 +167,33 @@ impl LaneWorker {
     }
 
     /// Starts every due attempt the lane has room for; returns how long to wait before
-    /// looking again.
-    fn start_due_attempts(&self) -> Result<Duration, StoreError> {
+    /// looking again. Looks start after the last entry handed out (entries before it are
+    /// in flight), so a long queue is not rescanned on every wake-up; when nothing after
+    /// the cursor is due, the next look starts from the beginning again.
+    fn start_due_attempts(&mut self) -> Result<Duration, StoreError> {
         let webhook = &self.lane.webhook.name;
         let now = now_ms();
         let free = self.lane.own_limit.available_permits();
-        let (due, next) = {
+        let due = {
             let in_flight = lock(&self.lane.in_flight);
-            self.store.due(webhook, now, free, &in_flight)?
+            self.store
+                .due(webhook, now, free, &in_flight, self.cursor.as_deref())?
         };
-        for (due_at, id) in due {
+        let next = due.next;
+        if due.found.is_empty() && next.is_none_or(|at| at > now) {
+            self.cursor = None;
+        } else if due.cursor.is_some() {
+            self.cursor = due.cursor;
+        }
+        for (due_at, id) in due.found {
             if !lock(&self.lane.in_flight).insert(id.clone()) {
                 // Two due entries for one event (left by a crash): one attempt at a time.
                 continue;
             }
             let Ok(permit) = self.lane.own_limit.clone().try_acquire_owned() else {
+                // Not started after all: the next look must start from the beginning.
                 lock(&self.lane.in_flight).remove(&id);
+                self.cursor = None;
                 break;
             };
             let attempt = Attempt {

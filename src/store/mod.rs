@@ -51,8 +51,16 @@ pub struct EventQuery {
     pub before: Option<u64>,
 }
 
-/// Due events as (due time, id), and when the next one left waiting is due.
-pub type DueEvents = (Vec<(u64, String)>, Option<u64>);
+/// What `Store::due` found.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct DueEvents {
+    /// Due time and id of each event due now, earliest first.
+    pub found: Vec<(u64, String)>,
+    /// When the earliest entry left waiting is due.
+    pub next: Option<u64>,
+    /// The key of the last entry in `found`: where the next look may start.
+    pub cursor: Option<Vec<u8>>,
+}
 
 /// Event counts by status for one webhook.
 pub type Counts = BTreeMap<Status, u64>;
@@ -310,31 +318,47 @@ impl Store {
         }
     }
 
-    /// Up to `limit` due times and ids of `webhook`'s events due at `now_ms`, earliest first, leaving
-    /// out those in `skip` (already being attempted); and when the earliest event left
-    /// waiting (not taken, not in `skip`) is due.
+    /// Up to `limit` due times and ids of `webhook`'s events due at `now_ms`, earliest
+    /// first, leaving out those in `skip` (already being attempted) and, with `after`,
+    /// every entry up to that key (a cursor: entries before it were handed out already).
+    /// Also says when the earliest entry left waiting is due, and the key of the last
+    /// entry handed out (the next cursor).
     pub fn due(
         &self,
         webhook: &str,
         now_ms: u64,
         limit: usize,
         skip: &HashSet<String>,
+        after: Option<&[u8]>,
     ) -> Result<DueEvents, StoreError> {
-        let mut found = Vec::new();
-        for entry in self.tree.scan_prefix(keys::prefix(keys::DUE, webhook)) {
+        let prefix = keys::prefix(keys::DUE, webhook);
+        let entries = match after {
+            Some(cursor) => self.tree.range::<&[u8], _>((
+                std::ops::Bound::Excluded(cursor),
+                std::ops::Bound::Unbounded,
+            )),
+            None => self.tree.range::<&[u8], _>(prefix.as_slice()..),
+        };
+        let mut due = DueEvents::default();
+        for entry in entries {
             let (key, _) = entry?;
+            if !key.starts_with(&prefix) {
+                break;
+            }
             let Some((at, id)) = keys::parse_due(&key, webhook) else {
                 continue;
             };
             if skip.contains(&id) {
                 continue;
             }
-            if at > now_ms || found.len() >= limit {
-                return Ok((found, Some(at)));
+            if at > now_ms || due.found.len() >= limit {
+                due.next = Some(at);
+                break;
             }
-            found.push((at, id));
+            due.found.push((at, id));
+            due.cursor = Some(key.to_vec());
         }
-        Ok((found, None))
+        Ok(due)
     }
 
     /// The event behind a due entry, if the entry still describes it (pending and due at

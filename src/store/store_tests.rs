@@ -85,18 +85,25 @@ fn due_events_come_in_time_order_per_webhook() {
         store.insert(&event(&store, id, webhook, at)).unwrap();
     }
     let none = HashSet::new();
-    let due = |limit: usize, skip: &HashSet<String>| store.due("hook", 40, limit, skip).unwrap();
-    assert_eq!(
-        due(10, &none),
-        (
-            vec![(10, "evt_b".to_string()), (30, "evt_a".into())],
-            Some(50)
-        )
-    );
-    assert_eq!(due(1, &none), (vec![(10, "evt_b".to_string())], Some(30)));
+    let due = |limit: usize, skip: &HashSet<String>, after: Option<&[u8]>| {
+        let found = store.due("hook", 40, limit, skip, after).unwrap();
+        (found.found, found.next, found.cursor)
+    };
+    let (found, next, cursor) = due(10, &none, None);
+    assert_eq!(found, [(10, "evt_b".to_string()), (30, "evt_a".into())]);
+    assert_eq!(next, Some(50));
+    let (found, next, first_cursor) = due(1, &none, None);
+    assert_eq!((found, next), (vec![(10, "evt_b".to_string())], Some(30)));
     let skip: HashSet<String> = ["evt_b".to_string()].into();
-    assert_eq!(due(10, &skip), (vec![(30, "evt_a".to_string())], Some(50)));
-    assert_eq!(store.due("nobody", 40, 10, &none).unwrap(), (vec![], None));
+    let (found, next, _) = due(10, &skip, None);
+    assert_eq!((found, next), (vec![(30, "evt_a".to_string())], Some(50)));
+    // A cursor continues after the entries already handed out.
+    let (found, next, _) = due(10, &none, first_cursor.as_deref());
+    assert_eq!((found, next), (vec![(30, "evt_a".to_string())], Some(50)));
+    let (found, next, _) = due(10, &none, cursor.as_deref());
+    assert_eq!((found, next), (vec![], Some(50)));
+    let nobody = store.due("nobody", 40, 10, &none, None).unwrap();
+    assert_eq!((nobody.found, nobody.next), (vec![], None));
 }
 
 #[test]
@@ -112,12 +119,10 @@ fn attempts_move_events_through_their_statuses() {
     assert_eq!(failed_once.attempts, 1);
     assert_eq!(failed_once.last_status_code, Some(500));
     let nothing = HashSet::new();
+    let later = store.due("hook", 100, 10, &nothing, None).unwrap();
+    assert_eq!((later.found, later.next), (vec![], Some(500)));
     assert_eq!(
-        store.due("hook", 100, 10, &nothing).unwrap(),
-        (vec![], Some(500))
-    );
-    assert_eq!(
-        store.due("hook", 500, 10, &nothing).unwrap().0,
+        store.due("hook", 500, 10, &nothing, None).unwrap().found,
         [(500, "evt_1".to_string())]
     );
     assert!(store.event_if_due("hook", 500, "evt_1").unwrap().is_some());
@@ -131,15 +136,18 @@ fn attempts_move_events_through_their_statuses() {
     assert_eq!(gave_up.status, Status::Failed);
     assert_eq!(gave_up.finished_at_ms, Some(600));
     assert_eq!(
-        store.due("hook", 10_000, 10, &nothing).unwrap(),
-        (vec![], None)
+        store.due("hook", 10_000, 10, &nothing, None).unwrap(),
+        Default::default()
     );
 
     let queued = store.redeliver("evt_1", 700).unwrap();
     assert_eq!(queued.status, Status::Pending);
     assert_eq!(queued.schedule, Schedule::Redelivery { after_attempts: 2 });
     assert_eq!(
-        store.due("hook", 700, 10, &HashSet::new()).unwrap().0,
+        store
+            .due("hook", 700, 10, &HashSet::new(), None)
+            .unwrap()
+            .found,
         [(700, "evt_1".to_string())]
     );
     let delivered_status = store

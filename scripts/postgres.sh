@@ -19,16 +19,31 @@ postgres_bindir() {
 }
 
 postgres_install_if_missing() {
-    if [ -n "$(postgres_bindir)" ]; then
-        return
+    local missing=()
+    [ -n "$(postgres_bindir)" ] || missing+=(postgresql)
+    command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+    command -v python3 >/dev/null 2>&1 || missing+=(python3)
+    if [ ${#missing[@]} -eq 0 ]; then
+        return 0
     fi
-    echo "PostgreSQL server binaries not found; installing them" >&2
+    echo "installing ${missing[*]}" >&2
     if [ "$(id -u)" -ne 0 ]; then
-        echo "error: PostgreSQL is not installed and this user cannot apt-get install it" >&2
+        echo "error: ${missing[*]} missing and this user cannot apt-get install them" >&2
         exit 1
     fi
+    # Keep the package from starting its own cluster: the tests start theirs, and
+    # nothing may be left running afterwards.
+    local policy=/usr/sbin/policy-rc.d created_policy=
+    if [ ! -e "$policy" ]; then
+        printf '#!/bin/sh\nexit 101\n' >"$policy"
+        chmod +x "$policy"
+        created_policy=yes
+    fi
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    if [ -n "$created_policy" ]; then
+        rm -f "$policy"
+    fi
 }
 
 # Runs a command as the cluster's owner: initdb and postgres refuse to run as root.

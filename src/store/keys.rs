@@ -8,7 +8,6 @@ const SEPARATOR: u8 = 0;
 /// The kinds of record, each a key prefix.
 pub const EVENT: u8 = b'e';
 pub const REQUEST: u8 = b'r';
-pub const BODY: u8 = b'b';
 pub const DUE: u8 = b'd';
 pub const ATTEMPT: u8 = b'a';
 pub const BY_SEQUENCE: u8 = b's';

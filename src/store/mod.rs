@@ -168,6 +168,42 @@ impl StoredState {
     }
 }
 
+/// A request as stored: the head's length (4 bytes, big-endian), the head as JSON, then
+/// a presence byte and the raw body — one value, so an attempt reads it in one go.
+fn encode_request(head: &StoredRequestHead, body: Option<&str>) -> Vec<u8> {
+    let head = encode(head);
+    let mut bytes = Vec::with_capacity(4 + head.len() + 1 + body.map_or(0, str::len));
+    bytes.extend_from_slice(&(head.len() as u32).to_be_bytes());
+    bytes.extend_from_slice(&head);
+    match body {
+        Some(body) => {
+            bytes.push(1);
+            bytes.extend_from_slice(body.as_bytes());
+        }
+        None => bytes.push(0),
+    }
+    bytes
+}
+
+fn decode_request(
+    id: &str,
+    bytes: &[u8],
+) -> Result<(StoredRequestHead, Option<String>), StoreError> {
+    let corrupt = || StoreError::Corrupt {
+        what: id.to_string(),
+        source: serde::de::Error::custom("request value too short"),
+    };
+    let (length, rest) = bytes.split_at_checked(4).ok_or_else(corrupt)?;
+    let length = u32::from_be_bytes(length.try_into().map_err(|_| corrupt())?) as usize;
+    let (head, rest) = rest.split_at_checked(length).ok_or_else(corrupt)?;
+    let head = decode(id, head)?;
+    let body = match rest.split_first() {
+        Some((1, body)) => Some(String::from_utf8_lossy(body).into_owned()),
+        _ => None,
+    };
+    Ok((head, body))
+}
+
 /// Event counts by webhook and status, kept in memory: computed from the stored states
 /// when the store opens and adjusted with every change. (Persisting them would rewrite
 /// one hot key on every write, which sled pays for by rewriting whole pages.)
@@ -251,12 +287,10 @@ impl Store {
             headers: event.request.headers.clone(),
             envelope: event.envelope.clone(),
         };
-        self.requests
-            .insert(keys::by_id(keys::REQUEST, &event.id), encode(&head))?;
-        if let Some(body) = body {
-            self.requests
-                .insert(keys::by_id(keys::BODY, &event.id), body.as_bytes())?;
-        }
+        self.requests.insert(
+            keys::by_id(keys::REQUEST, &event.id),
+            encode_request(&head, body),
+        )?;
         if let (Status::Pending, Some(at)) = (event.status, event.next_attempt_at_ms) {
             self.tree
                 .insert(keys::due(&event.webhook, at, &event.id), &[])?;
@@ -297,17 +331,21 @@ impl Store {
     }
 
     pub fn event(&self, id: &str) -> Result<Option<EventRecord>, StoreError> {
-        let Some(state) = self.state(id)? else {
+        match self.state(id)? {
+            Some(state) => self.with_request(id, state),
+            None => Ok(None),
+        }
+    }
+
+    fn with_request(
+        &self,
+        id: &str,
+        state: StoredState,
+    ) -> Result<Option<EventRecord>, StoreError> {
+        let Some(bytes) = self.requests.get(keys::by_id(keys::REQUEST, id))? else {
             return Ok(None);
         };
-        let head: StoredRequestHead = match self.requests.get(keys::by_id(keys::REQUEST, id))? {
-            Some(bytes) => decode(id, &bytes)?,
-            None => return Ok(None),
-        };
-        let body = self
-            .requests
-            .get(keys::by_id(keys::BODY, id))?
-            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned());
+        let (head, body) = decode_request(id, &bytes)?;
         Ok(Some(state.into_event(id, head, body)))
     }
 
@@ -371,14 +409,17 @@ impl Store {
         id: &str,
     ) -> Result<Option<EventRecord>, StoreError> {
         let _writing = self.lock();
-        let current = self.state(id)?.is_some_and(|state| {
-            state.status == Status::Pending && state.next_attempt_at_ms == Some(at)
-        });
-        if !current {
-            self.tree.remove(keys::due(webhook, at, id))?;
-            return Ok(None);
+        match self.state(id)? {
+            Some(state)
+                if state.status == Status::Pending && state.next_attempt_at_ms == Some(at) =>
+            {
+                self.with_request(id, state)
+            }
+            _ => {
+                self.tree.remove(keys::due(webhook, at, id))?;
+                Ok(None)
+            }
         }
-        self.event(id)
     }
 
     /// Records an attempt and moves the event on: delivered, due again at `next_attempt_at`,
@@ -564,7 +605,6 @@ impl Store {
             self.tree
                 .remove(keys::webhook_sequence(&event.webhook, event.sequence))?;
             self.requests.remove(keys::by_id(keys::REQUEST, &id))?;
-            self.requests.remove(keys::by_id(keys::BODY, &id))?;
             pruned += 1;
         }
         Ok(pruned)

@@ -287,3 +287,19 @@ fn futures_flush(store: &Store) {
         .block_on(store.flush())
         .unwrap();
 }
+
+#[test]
+fn requests_round_trip_with_and_without_a_body() {
+    let (store, _directory) = temporary_store();
+    let mut with_body = event(&store, "evt_body", "hook", 1);
+    with_body.request.body = Some("{\"a\": \"ü\"}".into());
+    let mut without_body = event(&store, "evt_none", "hook", 1);
+    without_body.request.body = None;
+    without_body.request.method = "GET".into();
+    for record in [&with_body, &without_body] {
+        store.insert(record).unwrap();
+        let read = store.event(&record.id).unwrap().unwrap();
+        assert_eq!(read.request, record.request);
+        assert_eq!(read.envelope, record.envelope);
+    }
+}

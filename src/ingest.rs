@@ -24,20 +24,12 @@ use crate::store::{Store, StoreError};
 /// Flush at least this often under a steady stream of commits.
 const MAX_COMMITS_PER_FLUSH: usize = 2_000;
 
-/// Called for every change captured and every event created (metrics).
-pub trait IngestObserver: Send + Sync {
-    fn change_captured(&self, change: &Change);
-    fn event_created(&self, event: &EventRecord);
-    fn acknowledged(&self, lsn: Lsn);
-}
-
 pub struct Ingest {
     router: Router,
     store: Arc<Store>,
     schedules: HashMap<String, Vec<Duration>>,
     acknowledger: Acknowledger,
     waker: DispatchWaker,
-    observer: Option<Arc<dyn IngestObserver>>,
 }
 
 impl Ingest {
@@ -59,13 +51,7 @@ impl Ingest {
             schedules,
             acknowledger,
             waker,
-            observer: None,
         }
-    }
-
-    pub fn observe(mut self, observer: Arc<dyn IngestObserver>) -> Self {
-        self.observer = Some(observer);
-        self
     }
 
     /// Runs until the capture stage closes the channel; everything received by then is
@@ -98,15 +84,9 @@ impl Ingest {
         change: &Change,
         touched: &mut BTreeSet<String>,
     ) -> Result<(), StoreError> {
-        if let Some(observer) = &self.observer {
-            observer.change_captured(change);
-        }
         for routed in self.router.route(change) {
             let record = self.record(routed)?;
             if self.store.insert(&record)? {
-                if let Some(observer) = &self.observer {
-                    observer.event_created(&record);
-                }
                 touched.insert(record.webhook);
             }
         }
@@ -179,9 +159,6 @@ impl Ingest {
         self.store.flush().await?;
         tracing::debug!(commits = *commits, took = ?flushing.elapsed(), "store flushed");
         self.acknowledger.acknowledge(lsn);
-        if let Some(observer) = &self.observer {
-            observer.acknowledged(lsn);
-        }
         for webhook in std::mem::take(touched) {
             self.waker.wake(&webhook);
         }

@@ -17,7 +17,6 @@ use tracing::{Instrument, debug, error, info_span, warn};
 
 use crate::config::{Config, WebhookConfig};
 use crate::shutdown::Shutdown;
-use crate::store::records::Status;
 use crate::store::{Store, StoreError};
 use client::{AttemptOptions, DeliveryClient};
 
@@ -46,10 +45,6 @@ impl DispatchWaker {
     }
 }
 
-/// Called after each attempt is recorded (metrics, logs).
-pub type AttemptObserver =
-    Arc<dyn Fn(&WebhookConfig, &crate::store::records::AttemptRecord, Status) + Send + Sync>;
-
 struct Lane {
     webhook: WebhookConfig,
     own_limit: Arc<Semaphore>,
@@ -62,7 +57,6 @@ pub struct Dispatcher {
     client: Arc<DeliveryClient>,
     global_limit: Arc<Semaphore>,
     lanes: Vec<Arc<Lane>>,
-    observer: Option<AttemptObserver>,
 }
 
 impl Dispatcher {
@@ -91,14 +85,8 @@ impl Dispatcher {
             client,
             global_limit: Arc::new(Semaphore::new(config.delivery.concurrency.max(1))),
             lanes,
-            observer: None,
         };
         (dispatcher, DispatchWaker(Arc::new(wakers)))
-    }
-
-    pub fn observe(mut self, observer: AttemptObserver) -> Self {
-        self.observer = Some(observer);
-        self
     }
 
     /// Delivers until shutdown, then lets attempts under way finish (within a grace period;
@@ -114,7 +102,6 @@ impl Dispatcher {
                 client: self.client.clone(),
                 global_limit: self.global_limit.clone(),
                 attempts: attempts.clone(),
-                observer: self.observer.clone(),
             };
             lanes.spawn(worker.run(shutdown.clone()));
         }
@@ -145,7 +132,6 @@ struct LaneWorker {
     client: Arc<DeliveryClient>,
     global_limit: Arc<Semaphore>,
     attempts: Arc<Mutex<JoinSet<()>>>,
-    observer: Option<AttemptObserver>,
 }
 
 impl LaneWorker {
@@ -203,7 +189,6 @@ impl LaneWorker {
                 store: self.store.clone(),
                 client: self.client.clone(),
                 global_limit: self.global_limit.clone(),
-                observer: self.observer.clone(),
             };
             let span = info_span!("delivery", webhook = %webhook, event = %attempt.id);
             let mut attempts = lock(&self.attempts);
@@ -235,7 +220,6 @@ struct Attempt {
     store: Arc<Store>,
     client: Arc<DeliveryClient>,
     global_limit: Arc<Semaphore>,
-    observer: Option<AttemptObserver>,
 }
 
 impl Attempt {
@@ -289,9 +273,6 @@ impl Attempt {
                 outcome = status.as_str(),
                 "attempt failed"
             ),
-        }
-        if let Some(observer) = &self.observer {
-            observer(webhook, &attempt, status);
         }
         Ok(())
     }

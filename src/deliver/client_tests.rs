@@ -9,6 +9,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
 use super::*;
+use crate::deliver::failure::{ERROR_TEXT_LIMIT, duration_text, one_line};
 use crate::deliver::signature;
 
 const TIMEOUT: Duration = Duration::from_millis(300);

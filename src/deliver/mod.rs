@@ -4,6 +4,7 @@
 //! events; capture never waits for delivery at all.
 
 pub mod client;
+mod failure;
 pub mod retry;
 pub mod signature;
 

@@ -119,6 +119,7 @@ async fn rowhook_rate(url: &str, end: Lsn) -> f64 {
         },
         publication: "bench".into(),
         start: Lsn(0),
+        status: None,
     };
     let (sender, mut receiver) = mpsc::channel(1024);
     let (acknowledger, acknowledgements) = acknowledgement_channel();

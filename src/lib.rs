@@ -21,11 +21,13 @@
 //! - [`envelope`]: the JSON event envelope.
 //! - [`shutdown`]: the signal every stage's run loop selects on.
 
+pub mod admin;
 pub mod change;
 pub mod config;
 pub mod deliver;
 pub mod envelope;
 pub mod ingest;
+pub mod metrics;
 pub mod route;
 pub mod shutdown;
 pub mod source;

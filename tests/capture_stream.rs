@@ -68,6 +68,7 @@ fn consume(url: &str, slot: &str, publication: &str) -> Consumer {
         },
         publication: publication.to_string(),
         start: Lsn(0),
+        status: None,
     };
     let (sender, mut receiver) = mpsc::channel(256);
     let (acknowledger, acknowledgements) = acknowledgement_channel();

@@ -47,6 +47,7 @@ pub async fn run(path: &Path) -> Result<(), Failure> {
         },
         publication: config.source.publication.clone(),
         start,
+        status: None,
     };
 
     let delivery = tokio::spawn(dispatcher.run(shutdown.clone()));

@@ -37,6 +37,7 @@ pub async fn run(path: &Path) -> Result<(), Failure> {
         },
         publication: config.source.publication.clone(),
         start: Lsn(0),
+        status: None,
     };
     let (sender, mut receiver) = mpsc::channel(1024);
     let (acknowledger, acknowledgements) = acknowledgement_channel();

@@ -10,5 +10,6 @@ mod transport;
 pub mod wire;
 
 pub use stream::{
-    Acknowledger, CaptureError, Captured, ReplicationSource, SlotKind, acknowledgement_channel,
+    Acknowledger, CaptureError, CaptureState, CaptureStatus, Captured, ReplicationSource, SlotKind,
+    acknowledgement_channel,
 };

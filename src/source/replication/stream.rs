@@ -108,6 +108,38 @@ impl CaptureError {
     }
 }
 
+/// How capture is doing, for `/healthz` and `/metrics`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum CaptureState {
+    #[default]
+    Connecting,
+    Streaming,
+    Retrying,
+    Stopped,
+}
+
+impl CaptureState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CaptureState::Connecting => "connecting",
+            CaptureState::Streaming => "streaming",
+            CaptureState::Retrying => "retrying",
+            CaptureState::Stopped => "stopped",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct CaptureStatus {
+    pub state: CaptureState,
+    /// Why the stream is down, while retrying.
+    pub last_error: Option<String>,
+    /// How far the server has sent.
+    pub server_sent: Lsn,
+    /// How far rowhook has confirmed.
+    pub confirmed: Lsn,
+}
+
 /// Which slot to read.
 #[derive(Clone, Debug)]
 pub enum SlotKind {
@@ -123,9 +155,12 @@ pub struct ReplicationSource {
     pub publication: String,
     /// Where to resume from if the slot is further behind (the store's checkpoint).
     pub start: Lsn,
+    /// Where to publish how capture is doing, if anyone asks.
+    pub status: Option<watch::Sender<CaptureStatus>>,
 }
 
-struct Session {
+struct Session<'a> {
+    status: Option<&'a watch::Sender<CaptureStatus>>,
     connection: ReplicationConnection,
     confirmed: Lsn,
     progress: Progress,
@@ -147,7 +182,8 @@ impl ReplicationSource {
     ) -> Result<(), CaptureError> {
         let mut confirmed = self.start;
         let mut backoff = FIRST_BACKOFF;
-        loop {
+        let temporary = matches!(self.slot, SlotKind::Temporary { .. });
+        let outcome = loop {
             let result = self
                 .stream(
                     &output,
@@ -158,21 +194,37 @@ impl ReplicationSource {
                 )
                 .await;
             match result {
-                Ok(()) => return Ok(()),
-                Err(error) if !error.is_transient() => return Err(error),
-                Err(error) if matches!(self.slot, SlotKind::Temporary { .. }) => return Err(error),
+                Ok(()) => break Ok(()),
+                Err(error) if temporary || !error.is_transient() => break Err(error),
                 Err(error) => {
+                    self.publish(|status| {
+                        status.state = CaptureState::Retrying;
+                        status.last_error = Some(error.to_string());
+                    });
                     warn!(%error, retry_in = ?backoff, "replication stream unavailable; retrying");
                     tokio::select! {
-                        _ = shutdown.requested() => return Ok(()),
+                        _ = shutdown.requested() => break Ok(()),
                         _ = tokio::time::sleep(backoff) => {}
                     }
                     backoff = (backoff * 2).min(LAST_BACKOFF);
                 }
             }
             if output.is_closed() {
-                return Ok(());
+                break Ok(());
             }
+        };
+        self.publish(|status| {
+            status.state = CaptureState::Stopped;
+            if let Err(error) = &outcome {
+                status.last_error = Some(error.to_string());
+            }
+        });
+        outcome
+    }
+
+    fn publish(&self, change: impl FnOnce(&mut CaptureStatus)) {
+        if let Some(status) = &self.status {
+            status.send_modify(change);
         }
     }
 
@@ -184,6 +236,7 @@ impl ReplicationSource {
         confirmed: &mut Lsn,
         backoff: &mut Duration,
     ) -> Result<(), CaptureError> {
+        self.publish(|status| status.state = CaptureState::Connecting);
         let mut connection = ReplicationConnection::connect(&self.url, "rowhook").await?;
         let start = match &self.slot {
             SlotKind::Persistent { name } => {
@@ -211,9 +264,15 @@ impl ReplicationSource {
         connection.start_copy_both(&sql).await?;
         info!(slot = %slot_name, position = %start, "replication stream started");
         *backoff = FIRST_BACKOFF;
+        self.publish(|status| {
+            status.state = CaptureState::Streaming;
+            status.last_error = None;
+            status.confirmed = start;
+        });
         *confirmed = start;
         let acknowledged = (*acknowledgements.borrow_and_update()).max(start);
         let mut session = Session {
+            status: self.status.as_ref(),
             connection,
             confirmed: start,
             progress: Progress {
@@ -270,7 +329,7 @@ fn now_unix_micros() -> i64 {
         .unwrap_or_default()
 }
 
-impl Session {
+impl Session<'_> {
     async fn pump(
         &mut self,
         output: &mpsc::Sender<Captured>,
@@ -378,6 +437,13 @@ impl Session {
         debug!(confirmed = %self.confirmed, "standby status sent");
         self.last_status = Instant::now();
         self.last_status_position = self.confirmed;
+        if let Some(status) = self.status {
+            let (confirmed, server_sent) = (self.confirmed, self.progress.server_sent);
+            status.send_modify(|status| {
+                status.confirmed = confirmed;
+                status.server_sent = server_sent.max(confirmed);
+            });
+        }
         Ok(())
     }
 }

@@ -16,6 +16,7 @@ use tracing::warn;
 use crate::change::{Change, Lsn};
 use crate::config::Config;
 use crate::deliver::{DispatchWaker, now_ms, retry};
+use crate::metrics::Metrics;
 use crate::route::{RoutedEvent, Router};
 use crate::source::replication::{Acknowledger, Captured};
 use crate::store::records::{EventRecord, Schedule, Status, StoredRequest};
@@ -30,6 +31,7 @@ pub struct Ingest {
     schedules: HashMap<String, Vec<Duration>>,
     acknowledger: Acknowledger,
     waker: DispatchWaker,
+    metrics: Arc<Metrics>,
 }
 
 impl Ingest {
@@ -39,6 +41,7 @@ impl Ingest {
         store: Arc<Store>,
         acknowledger: Acknowledger,
         waker: DispatchWaker,
+        metrics: Arc<Metrics>,
     ) -> Ingest {
         let schedules = config
             .webhooks
@@ -51,6 +54,7 @@ impl Ingest {
             schedules,
             acknowledger,
             waker,
+            metrics,
         }
     }
 
@@ -84,9 +88,11 @@ impl Ingest {
         change: &Change,
         touched: &mut BTreeSet<String>,
     ) -> Result<(), StoreError> {
+        self.metrics.change_captured();
         for routed in self.router.route(change) {
             let record = self.record(routed)?;
             if self.store.insert(&record)? {
+                self.metrics.event_created();
                 touched.insert(record.webhook);
             }
         }

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use rowhook::store::records::Status;
 
 #[derive(Parser)]
 #[command(
@@ -45,11 +46,66 @@ enum Command {
     Tail,
     /// The service: capture, store, deliver.
     Run,
+    /// The event history: list, show and redeliver events.
+    Events {
+        #[command(subcommand)]
+        command: EventsCommand,
+    },
+    /// Render a sample `create` event for a webhook and send it once, now; stores nothing.
+    SendTest {
+        /// The webhook's name.
+        webhook: String,
+        /// The row to use as `item`, a JSON object; default: the newest row of the table.
+        #[arg(long)]
+        item: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum EventsCommand {
+    /// Events, newest first.
+    List {
+        /// Only this webhook's events.
+        #[arg(long)]
+        webhook: Option<String>,
+        /// Only events with this status: pending, delivered or failed.
+        #[arg(long)]
+        status: Option<Status>,
+        /// At most this many events (0: all).
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        /// Print a JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// An event, the exact request it sends (secrets masked) and every attempt.
+    Show {
+        id: String,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Queue an event (or, with --webhook and --status, every matching one) for an
+    /// immediate attempt; attempts so far are kept.
+    Redeliver {
+        #[arg(required_unless_present = "webhook", conflicts_with = "webhook")]
+        id: Option<String>,
+        /// Redeliver every event of this webhook that has --status.
+        #[arg(long, requires = "status")]
+        webhook: Option<String>,
+        /// With --webhook: the status of the events to redeliver (usually failed).
+        #[arg(long, requires = "webhook")]
+        status: Option<Status>,
+    },
 }
 
 fn main() -> ExitCode {
     let arguments = Arguments::parse();
-    cli::init_logging(matches!(arguments.command, Command::Tail));
+    // Commands whose stdout is their product log only warnings.
+    cli::init_logging(matches!(
+        arguments.command,
+        Command::Tail | Command::Events { .. } | Command::SendTest { .. }
+    ));
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(error) => {
@@ -65,6 +121,47 @@ fn main() -> ExitCode {
             } => cli::setup::run(&arguments.config, replica_identity_full).await,
             Command::Tail => cli::tail::run(&arguments.config).await,
             Command::Run => cli::run::run(&arguments.config).await,
+            Command::Events { command } => match command {
+                EventsCommand::List {
+                    webhook,
+                    status,
+                    limit,
+                    json,
+                } => {
+                    let filter = cli::events::Filter {
+                        webhook,
+                        status,
+                        limit,
+                    };
+                    cli::events::list(&arguments.config, &filter, json).await
+                }
+                EventsCommand::Show { id, json } => {
+                    cli::events::show(&arguments.config, &id, json).await
+                }
+                EventsCommand::Redeliver {
+                    id,
+                    webhook,
+                    status,
+                } => {
+                    let target = match (id, webhook, status) {
+                        (Some(id), _, _) => cli::events::Target::Event(id),
+                        (None, Some(webhook), Some(status)) => {
+                            cli::events::Target::Matching { webhook, status }
+                        }
+                        // clap requires an id or both --webhook and --status.
+                        _ => {
+                            return Err(cli::Failure::Configuration(vec![
+                                "error: give an event id, or --webhook NAME --status STATUS"
+                                    .to_string(),
+                            ]));
+                        }
+                    };
+                    cli::events::redeliver(&arguments.config, target).await
+                }
+            },
+            Command::SendTest { webhook, item } => {
+                cli::send_test::run(&arguments.config, &webhook, item.as_deref()).await
+            }
         }
     });
     match result {

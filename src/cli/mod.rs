@@ -1,7 +1,9 @@
 //! One module per subcommand that is more than a few lines.
 
 pub mod check;
+pub mod events;
 pub mod run;
+pub mod send_test;
 pub mod setup;
 pub mod tail;
 

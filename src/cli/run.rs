@@ -7,14 +7,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use rowhook::admin::server::{self, AdminState};
 use rowhook::config::{Config, SourceMode};
 use rowhook::deliver::client::DeliveryClient;
 use rowhook::deliver::{Dispatcher, now_ms};
 use rowhook::ingest::Ingest;
+use rowhook::metrics::Metrics;
 use rowhook::shutdown::Shutdown;
-use rowhook::source::replication::{ReplicationSource, SlotKind, acknowledgement_channel};
+use rowhook::source::replication::{
+    CaptureStatus, ReplicationSource, SlotKind, acknowledgement_channel,
+};
 use rowhook::store::Store;
-use tokio::sync::mpsc;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
 use tracing::{error, info};
 
 use super::{Failure, database_url, load_config, router, shutdown_on_signals};
@@ -36,10 +41,27 @@ pub async fn run(path: &Path) -> Result<(), Failure> {
     let start = store.checkpoint().map_err(anyhow::Error::from)?;
     let (trigger, shutdown) = shutdown_on_signals();
 
-    let (dispatcher, waker) = Dispatcher::new(&config, store.clone(), client);
+    let metrics = Arc::new(Metrics::default());
+    let (status_sender, capture_status) = watch::channel(CaptureStatus::default());
+    let admin_listener =
+        match &config.admin {
+            Some(admin) => Some(TcpListener::bind(admin.listen).await.with_context(|| {
+                format!("cannot listen on {} for the admin server", admin.listen)
+            })?),
+            None => None,
+        };
+
+    let (dispatcher, waker) = Dispatcher::new(&config, store.clone(), client, metrics.clone());
     let (acknowledger, acknowledgements) = acknowledgement_channel();
     let (sender, receiver) = mpsc::channel(4096);
-    let ingest = Ingest::new(&config, router, store.clone(), acknowledger, waker);
+    let ingest = Ingest::new(
+        &config,
+        router,
+        store.clone(),
+        acknowledger,
+        waker.clone(),
+        metrics.clone(),
+    );
     let source = ReplicationSource {
         url,
         slot: SlotKind::Persistent {
@@ -47,8 +69,19 @@ pub async fn run(path: &Path) -> Result<(), Failure> {
         },
         publication: config.source.publication.clone(),
         start,
-        status: None,
+        status: Some(status_sender),
     };
+    let admin = admin_listener.map(|listener| {
+        let state = AdminState {
+            config: Arc::new(config.clone()),
+            store: store.clone(),
+            metrics: metrics.clone(),
+            capture: capture_status,
+            waker,
+        };
+        info!(listen = %config.admin.as_ref().map(|admin| admin.listen.to_string()).unwrap_or_default(), "admin server listening");
+        tokio::spawn(server::serve(listener, state, shutdown.clone()))
+    });
 
     let delivery = tokio::spawn(dispatcher.run(shutdown.clone()));
     let pruning = tokio::spawn(prune(store.clone(), config.clone(), shutdown.clone()));
@@ -65,6 +98,11 @@ pub async fn run(path: &Path) -> Result<(), Failure> {
     trigger.trigger();
     let _ = delivery.await;
     let _ = pruning.await;
+    if let Some(admin) = admin
+        && let Ok(Err(error)) = admin.await
+    {
+        error!(%error, "admin server failed");
+    }
     store.flush().await.map_err(anyhow::Error::from)?;
     captured.context("replication failed")?;
     ingested.context("storing events failed")?;

@@ -17,6 +17,7 @@ use tokio::task::JoinSet;
 use tracing::{Instrument, debug, error, info_span, warn};
 
 use crate::config::{Config, WebhookConfig};
+use crate::metrics::Metrics;
 use crate::shutdown::Shutdown;
 use crate::store::{Store, StoreError};
 use client::{AttemptOptions, DeliveryClient};
@@ -54,6 +55,7 @@ struct Lane {
 }
 
 pub struct Dispatcher {
+    metrics: Arc<Metrics>,
     store: Arc<Store>,
     client: Arc<DeliveryClient>,
     global_limit: Arc<Semaphore>,
@@ -65,6 +67,7 @@ impl Dispatcher {
         config: &Config,
         store: Arc<Store>,
         client: Arc<DeliveryClient>,
+        metrics: Arc<Metrics>,
     ) -> (Dispatcher, DispatchWaker) {
         let mut wakers = HashMap::new();
         let lanes = config
@@ -82,6 +85,7 @@ impl Dispatcher {
             })
             .collect();
         let dispatcher = Dispatcher {
+            metrics,
             store,
             client,
             global_limit: Arc::new(Semaphore::new(config.delivery.concurrency.max(1))),
@@ -97,6 +101,7 @@ impl Dispatcher {
         let attempts = Arc::new(Mutex::new(JoinSet::new()));
         for lane in &self.lanes {
             let worker = LaneWorker {
+                metrics: self.metrics.clone(),
                 lane: lane.clone(),
                 cursor: None,
                 store: self.store.clone(),
@@ -126,6 +131,7 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 struct LaneWorker {
+    metrics: Arc<Metrics>,
     lane: Arc<Lane>,
     /// The due entry handed out last; see `start_due_attempts`.
     cursor: Option<Vec<u8>>,
@@ -184,6 +190,7 @@ impl LaneWorker {
                 break;
             };
             let attempt = Attempt {
+                metrics: self.metrics.clone(),
                 due_at,
                 id,
                 lane: self.lane.clone(),
@@ -215,6 +222,7 @@ impl LaneWorker {
 }
 
 struct Attempt {
+    metrics: Arc<Metrics>,
     due_at: u64,
     id: String,
     lane: Arc<Lane>,
@@ -275,6 +283,11 @@ impl Attempt {
                 "attempt failed"
             ),
         }
+        self.metrics.attempt(
+            &attempt,
+            status,
+            finished.saturating_sub(event.created_at_ms),
+        );
         Ok(())
     }
 }

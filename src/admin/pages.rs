@@ -1,0 +1,404 @@
+//! Server-rendered HTML pages: webhooks with counts → events → attempts, with a
+//! redeliver button. No JavaScript. Pages are drawn from the same masked JSON views as
+//! the API, so a secret masked there is masked here; every dynamic text is escaped.
+
+use std::fmt::Write;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use serde_json::Value;
+
+use super::api::{DEFAULT_LIMIT, ListingParameters, next_before};
+use super::error::AdminError;
+use super::server::AdminState;
+use super::view;
+use crate::store::StoreError;
+
+const STYLE: &str = "\
+body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;margin:2rem auto;\
+max-width:80rem;padding:0 1rem;color:#1f2328;line-height:1.4}\
+h1,h2{font-weight:600}a{color:#0969da;text-decoration:none}a:hover{text-decoration:underline}\
+table{border-collapse:collapse;margin:1rem 0;width:100%}\
+th,td{border:1px solid #d0d7de;padding:.4rem .6rem;text-align:left;vertical-align:top}\
+th{background:#f6f8fa}td.number{text-align:right}\
+pre{background:#f6f8fa;border:1px solid #d0d7de;padding:.75rem;overflow:auto;\
+white-space:pre-wrap;word-break:break-all;margin:0}\
+.badge{display:inline-block;padding:.1rem .55rem;border-radius:1rem;font-size:.85em;font-weight:600}\
+.pending{background:#fff8c5;color:#7d4e00}.delivered{background:#dafbe1;color:#116329}\
+.failed{background:#ffebe9;color:#a40e26}.success{background:#dafbe1;color:#116329}\
+nav a{margin-right:1rem}nav a.current{font-weight:700}\
+button{font:inherit;padding:.4rem 1rem;border:1px solid #d0d7de;border-radius:.4rem;\
+background:#f6f8fa;cursor:pointer}.muted{color:#656d76}";
+
+/// Escapes text for HTML element content and double- or single-quoted attributes.
+pub fn escape(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for character in text.chars() {
+        match character {
+            '&' => escaped.push_str("&amp;"),
+            '<' => escaped.push_str("&lt;"),
+            '>' => escaped.push_str("&gt;"),
+            '"' => escaped.push_str("&quot;"),
+            '\'' => escaped.push_str("&#39;"),
+            other => escaped.push(other),
+        }
+    }
+    escaped
+}
+
+/// Percent-encodes one URL path segment or query value (everything but unreserved bytes).
+pub fn url_component(text: &str) -> String {
+    let mut encoded = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
+            encoded.push(byte as char);
+        } else {
+            let _ = write!(encoded, "%{byte:02X}");
+        }
+    }
+    encoded
+}
+
+/// A JSON view field as display text: strings bare, absent values as a dash.
+fn shown(value: &Value) -> String {
+    match value {
+        Value::Null => "—".to_string(),
+        Value::String(text) => text.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn cell(value: &Value) -> String {
+    escape(&shown(value))
+}
+
+fn badge(status: &Value) -> String {
+    let status = escape(&shown(status));
+    format!("<span class=\"badge {status}\">{status}</span>")
+}
+
+fn layout(title: &str, body: &str) -> String {
+    format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
+<title>{title} · rowhook</title><style>{STYLE}</style></head><body>\
+<p><a href=\"/\">rowhook</a></p>{body}</body></html>",
+        title = escape(title)
+    )
+}
+
+/// A failed page: the JSON API's message, as HTML.
+pub struct PageError(AdminError);
+
+impl<E: Into<AdminError>> From<E> for PageError {
+    fn from(error: E) -> PageError {
+        PageError(error.into())
+    }
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        self.0.log();
+        let status = self.0.status();
+        let title = status.canonical_reason().unwrap_or("Error");
+        let body = format!(
+            "<h1>{}</h1><p>{}</p>",
+            escape(title),
+            escape(&self.0.to_string())
+        );
+        (status, Html(layout(title, &body))).into_response()
+    }
+}
+
+pub async fn home(State(state): State<AdminState>) -> Html<String> {
+    let webhooks = view::webhooks(&state.config, &state.store.counts());
+    let mut body = String::from(
+        "<h1>Webhooks</h1><table><tr><th>name</th><th>model</th><th>method</th><th>URL</th>\
+<th>active</th><th>pending</th><th>delivered</th><th>failed</th></tr>",
+    );
+    for webhook in webhooks.as_array().into_iter().flatten() {
+        let name = shown(&webhook["name"]);
+        let counts = &webhook["counts"];
+        let _ = write!(
+            body,
+            "<tr><td><a href=\"/webhooks/{link}\">{name}</a></td><td>{model}</td><td>{method}</td>\
+<td>{url}</td><td>{active}</td><td class=\"number\">{pending}</td>\
+<td class=\"number\">{delivered}</td><td class=\"number\">{failed}</td></tr>",
+            link = escape(&url_component(&name)),
+            name = escape(&name),
+            model = cell(&webhook["model"]),
+            method = cell(&webhook["method"]),
+            url = cell(&webhook["url"]),
+            active = if webhook["active"] == Value::Bool(true) {
+                "yes"
+            } else {
+                "no"
+            },
+            pending = cell(&counts["pending"]),
+            delivered = cell(&counts["delivered"]),
+            failed = cell(&counts["failed"]),
+        );
+    }
+    body.push_str("</table>");
+    Html(layout("Webhooks", &body))
+}
+
+pub async fn webhook(
+    State(state): State<AdminState>,
+    Path(name): Path<String>,
+    Query(mut parameters): Query<ListingParameters>,
+) -> Result<Html<String>, PageError> {
+    if !state.knows_webhook(&name) {
+        return Err(AdminError::UnknownWebhook(name).into());
+    }
+    parameters.webhook = Some(name.clone());
+    parameters.limit = None;
+    let query = parameters.to_query()?;
+    let events = state.store.list(&query)?;
+    let link = format!("/webhooks/{}", url_component(&name));
+    let status = query.status.map(|status| status.as_str());
+
+    let mut body = format!("<h1>Events of {}</h1><nav>", escape(&name));
+    for (label, filter) in [
+        ("all", None),
+        ("pending", Some("pending")),
+        ("delivered", Some("delivered")),
+        ("failed", Some("failed")),
+    ] {
+        let target = match filter {
+            Some(filter) => format!("{link}?status={filter}"),
+            None => link.clone(),
+        };
+        let current = if filter == status {
+            " class=\"current\""
+        } else {
+            ""
+        };
+        let _ = write!(body, "<a href=\"{}\"{current}>{label}</a>", escape(&target));
+    }
+    body.push_str(
+        "</nav><table><tr><th>id</th><th>type</th><th>status</th><th>attempts</th>\
+<th>last status code</th><th>last error</th><th>created</th></tr>",
+    );
+    for event in &events {
+        let summary = view::event_summary(event);
+        let _ = write!(
+            body,
+            "<tr><td><a href=\"/events/{link}\">{id}</a></td><td>{kind}</td><td>{status}</td>\
+<td class=\"number\">{attempts}</td><td>{code}</td><td>{error}</td><td>{created}</td></tr>",
+            link = escape(&url_component(&event.id)),
+            id = escape(&event.id),
+            kind = cell(&summary["type"]),
+            status = badge(&summary["status"]),
+            attempts = cell(&summary["attempts"]),
+            code = cell(&summary["last_status_code"]),
+            error = cell(&summary["last_error"]),
+            created = cell(&summary["created_at"]),
+        );
+    }
+    body.push_str("</table>");
+    if events.is_empty() {
+        body.push_str("<p class=\"muted\">No events.</p>");
+    }
+    body.push_str("<nav>");
+    if query.before.is_some() {
+        let newest = match status {
+            Some(status) => format!("{link}?status={status}"),
+            None => link.clone(),
+        };
+        let _ = write!(body, "<a href=\"{}\">← newest</a>", escape(&newest));
+    }
+    if let Some(before) = next_before(&events, DEFAULT_LIMIT) {
+        let older = match status {
+            Some(status) => format!("{link}?status={status}&before={before}"),
+            None => format!("{link}?before={before}"),
+        };
+        let _ = write!(body, "<a href=\"{}\">older →</a>", escape(&older));
+    }
+    body.push_str("</nav>");
+    Ok(Html(layout(&name, &body)))
+}
+
+pub async fn event(
+    State(state): State<AdminState>,
+    Path(id): Path<String>,
+) -> Result<Html<String>, PageError> {
+    let event = state
+        .store
+        .event(&id)?
+        .ok_or(StoreError::NotFound(id.clone()))?;
+    let attempts = state.store.attempts(&id)?;
+    let detail = view::event_detail(&event, &attempts, &state.config);
+
+    let mut body = format!("<h1>Event {}</h1><table>", escape(&event.id));
+    let webhook_link = format!("/webhooks/{}", url_component(&event.webhook));
+    let _ = write!(
+        body,
+        "<tr><th>webhook</th><td><a href=\"{}\">{}</a></td></tr>",
+        escape(&webhook_link),
+        escape(&event.webhook)
+    );
+    for (label, key) in [
+        ("model", "model"),
+        ("type", "type"),
+        ("last status code", "last_status_code"),
+        ("last error", "last_error"),
+        ("created", "created_at"),
+        ("next attempt", "next_attempt_at"),
+        ("finished", "finished_at"),
+        ("render error", "render_error"),
+    ] {
+        let _ = write!(
+            body,
+            "<tr><th>{label}</th><td>{}</td></tr>",
+            cell(&detail[key])
+        );
+    }
+    // In the detail, `attempts` is the list (shown below); here, how many.
+    let _ = write!(
+        body,
+        "<tr><th>attempts</th><td>{}</td></tr>",
+        event.attempts
+    );
+    let _ = write!(
+        body,
+        "<tr><th>status</th><td>{}</td></tr></table>",
+        badge(&detail["status"])
+    );
+    if event.render_error.is_none() {
+        let _ = write!(
+            body,
+            "<form method=\"post\" action=\"/events/{}/redeliver\">\
+<button type=\"submit\">Redeliver now</button></form>",
+            escape(&url_component(&event.id))
+        );
+    }
+
+    let request = &detail["request"];
+    let _ = write!(
+        body,
+        "<h2>Request</h2><p><strong>{}</strong> {}</p><table><tr><th>header</th><th>value</th></tr>",
+        cell(&request["method"]),
+        cell(&request["url"])
+    );
+    for pair in request["headers"].as_array().into_iter().flatten() {
+        let _ = write!(
+            body,
+            "<tr><td>{}</td><td>{}</td></tr>",
+            cell(&pair[0]),
+            cell(&pair[1])
+        );
+    }
+    body.push_str("</table>");
+    match &request["body"] {
+        Value::Null => body.push_str("<p class=\"muted\">No body.</p>"),
+        text => {
+            let _ = write!(body, "<pre>{}</pre>", cell(text));
+        }
+    }
+
+    body.push_str("<h2>Attempts</h2>");
+    let attempts = detail["attempts"].as_array().cloned().unwrap_or_default();
+    if attempts.is_empty() {
+        body.push_str("<p class=\"muted\">No attempts yet.</p>");
+    } else {
+        body.push_str(
+            "<table><tr><th>#</th><th>started</th><th>duration</th><th>status code</th>\
+<th>outcome</th><th>error</th><th>response body</th></tr>",
+        );
+        for attempt in &attempts {
+            let _ = write!(
+                body,
+                "<tr><td class=\"number\">{number}</td><td>{started}</td>\
+<td class=\"number\">{duration} ms</td><td>{code}</td><td>{outcome}</td><td>{error}</td>\
+<td><pre>{response}</pre></td></tr>",
+                number = cell(&attempt["number"]),
+                started = cell(&attempt["started_at"]),
+                duration = cell(&attempt["duration_ms"]),
+                code = cell(&attempt["status_code"]),
+                outcome = badge(&attempt["outcome"]),
+                error = cell(&attempt["error"]),
+                response = escape(attempt["response_body"].as_str().unwrap_or_default()),
+            );
+        }
+        body.push_str("</table>");
+    }
+    Ok(Html(layout(&format!("Event {}", event.id), &body)))
+}
+
+/// Whether the browser says the form was posted from another site. Browsers send Basic
+/// credentials with such posts too, so without this check any page could redeliver.
+fn cross_site(headers: &HeaderMap) -> bool {
+    let text = |name| headers.get(name).and_then(|value| value.to_str().ok());
+    if text("sec-fetch-site") == Some("cross-site") {
+        return true;
+    }
+    match text(header::ORIGIN.as_str()) {
+        None => false,
+        Some(origin) => {
+            let origin_host = origin
+                .strip_prefix("https://")
+                .or_else(|| origin.strip_prefix("http://"));
+            origin_host.is_none() || origin_host != text(header::HOST.as_str())
+        }
+    }
+}
+
+pub async fn redeliver(
+    State(state): State<AdminState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, PageError> {
+    if cross_site(&headers) {
+        return Err(AdminError::CrossSite.into());
+    }
+    state.redeliver(&id)?;
+    let location = format!("/events/{}", url_component(&id));
+    // `Redirect::to` answers 303 See Other, so the browser follows with a GET.
+    Ok(Redirect::to(&location).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    #[test]
+    fn escapes_markup() {
+        assert_eq!(
+            escape(r#"<a href="x" title='y'>&amp;</a>"#),
+            "&lt;a href=&quot;x&quot; title=&#39;y&#39;&gt;&amp;amp;&lt;/a&gt;"
+        );
+        assert_eq!(escape("plain — text"), "plain — text");
+        assert_eq!(escape(""), "");
+    }
+
+    #[test]
+    fn encodes_url_components() {
+        assert_eq!(url_component("evt_01-a.b~c"), "evt_01-a.b~c");
+        assert_eq!(url_component("a b/c?d&é"), "a%20b%2Fc%3Fd%26%C3%A9");
+    }
+
+    #[test]
+    fn detects_cross_site_posts() {
+        let headers = |pairs: &[(&'static str, &'static str)]| {
+            let mut map = HeaderMap::new();
+            for (name, value) in pairs {
+                map.insert(*name, HeaderValue::from_static(value));
+            }
+            map
+        };
+        assert!(!cross_site(&headers(&[])));
+        assert!(!cross_site(&headers(&[
+            ("host", "localhost:8480"),
+            ("origin", "http://localhost:8480")
+        ])));
+        assert!(cross_site(&headers(&[
+            ("host", "localhost:8480"),
+            ("origin", "https://evil.example")
+        ])));
+        assert!(cross_site(&headers(&[("origin", "null")])));
+        assert!(cross_site(&headers(&[("sec-fetch-site", "cross-site")])));
+    }
+}

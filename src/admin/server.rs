@@ -1,0 +1,71 @@
+//! The admin HTTP server: routes, token auth on all but `/healthz` and `/metrics`, and
+//! graceful shutdown.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::middleware;
+use axum::routing::{get, post};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use super::{api, auth, pages};
+use crate::config::Config;
+use crate::deliver::DispatchWaker;
+use crate::metrics::Metrics;
+use crate::shutdown::Shutdown;
+use crate::source::replication::CaptureStatus;
+use crate::store::Store;
+
+/// What every handler reads: the config, the history, counters, the capture status,
+/// and the lanes to wake after a redelivery.
+#[derive(Clone)]
+pub struct AdminState {
+    pub config: Arc<Config>,
+    pub store: Arc<Store>,
+    pub metrics: Arc<Metrics>,
+    pub capture: watch::Receiver<CaptureStatus>,
+    pub waker: DispatchWaker,
+}
+
+/// All routes. Probes (`/healthz`, `/metrics`) are open so monitoring needs no token;
+/// everything else requires it.
+pub fn router(state: AdminState) -> Router {
+    let protected = Router::new()
+        .route("/api/webhooks", get(api::webhooks))
+        .route("/api/events", get(api::events))
+        .route("/api/events/{id}", get(api::event))
+        .route("/api/events/{id}/redeliver", post(api::redeliver))
+        .route("/api/redeliver", post(api::redeliver_matching))
+        .route("/", get(pages::home))
+        .route("/webhooks/{name}", get(pages::webhook))
+        .route("/events/{id}", get(pages::event))
+        .route("/events/{id}/redeliver", post(pages::redeliver))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_token,
+        ));
+    Router::new()
+        .route("/healthz", get(api::healthz))
+        .route("/metrics", get(api::metrics))
+        .merge(protected)
+        .with_state(state)
+}
+
+/// Serves until `shutdown` is requested, then lets requests under way finish.
+pub async fn serve(
+    listener: TcpListener,
+    state: AdminState,
+    mut shutdown: Shutdown,
+) -> std::io::Result<()> {
+    if let Ok(address) = listener.local_addr() {
+        tracing::info!(%address, "admin server listening");
+    }
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(async move { shutdown.requested().await })
+        .await
+}
+
+#[cfg(test)]
+#[path = "server_tests.rs"]
+mod tests;

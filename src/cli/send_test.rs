@@ -1,0 +1,313 @@
+//! `rowhook send-test WEBHOOK [--item JSON]`: render a sample `create` event for one
+//! webhook and send it once, now, like a "test webhook" button. Nothing is stored.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use anyhow::{Context, anyhow};
+use rowhook::admin::view;
+use rowhook::change::{Action, Change, Lsn, Position, Row, TableName, quote_identifier};
+use rowhook::config::Config;
+use rowhook::deliver::client::{AttemptOptions, DeliveryClient};
+use rowhook::deliver::now_ms;
+use rowhook::source::{database, value};
+use rowhook::store::records::{AttemptRecord, EventRecord, Schedule, Status};
+use serde_json::Value;
+use tokio_postgres::SimpleQueryMessage;
+
+use super::{Failure, database_url, load_config, router};
+
+/// The session settings the replication connection pins, so that values are written in
+/// the same shapes and convert to the same JSON as in real events.
+const SESSION_SETTINGS: &str = "SET DateStyle = ISO; SET TimeZone = 'UTC'; \
+     SET IntervalStyle = iso_8601; SET extra_float_digits = 3; SET bytea_output = hex";
+
+pub async fn run(path: &Path, name: &str, item: Option<&str>) -> Result<(), Failure> {
+    let config = load_config(path)?;
+    let router = router(&config)?;
+    let webhook = config
+        .webhook(name)
+        .ok_or_else(|| unknown_webhook(&config, name))?;
+    let model = config.models.get(&webhook.model).ok_or_else(|| {
+        Failure::Configuration(vec![format!(
+            "{}: webhook {name:?} names model {:?}, which is not defined",
+            config.file.display(),
+            webhook.model
+        )])
+    })?;
+    let item = match item {
+        Some(text) => parse_item(text)?,
+        None => newest_row(&config, &model.table).await?,
+    };
+
+    let now = now_ms();
+    let change = Change {
+        action: Action::Create,
+        table: model.table.clone(),
+        item,
+        old: None,
+        changed: None,
+        lsn: Lsn(0),
+        // A position of its own, so the event id is unlike any real event's.
+        position: Position {
+            transaction: now,
+            sequence: 0,
+        },
+        commit_time_micros: i64::try_from(now.saturating_mul(1000)).unwrap_or(i64::MAX),
+    };
+    let routed = router
+        .render_for(name, &change)
+        .ok_or_else(|| unknown_webhook(&config, name))?;
+    let request = routed
+        .request
+        .map_err(|error| anyhow!("cannot render the request: {error}"))?;
+
+    // request_view shows the request exactly as delivery sends it; it reads the event.
+    let event = EventRecord {
+        id: routed.id.clone(),
+        webhook: routed.webhook,
+        model: routed.model,
+        kind: routed.kind,
+        envelope: None,
+        request: request.clone(),
+        created_at_ms: now,
+        sequence: 0,
+        status: Status::Pending,
+        attempts: 0,
+        schedule: Schedule::Regular,
+        next_attempt_at_ms: Some(now),
+        last_status_code: None,
+        last_error: None,
+        finished_at_ms: None,
+        render_error: None,
+    };
+    print!(
+        "{}",
+        request_text(&view::request_view(&event, &request, Some(webhook)))
+    );
+
+    let client = DeliveryClient::new().context("cannot build the HTTP client")?;
+    let options = AttemptOptions {
+        number: 1,
+        event_id: &routed.id,
+        event_id_header: &webhook.delivery.event_id_header,
+        secret: webhook.secret.as_deref(),
+        timeout: webhook.delivery.timeout,
+    };
+    let attempt = client.attempt(&request, &options).await;
+    print!("\n{}", response_text(&attempt));
+    if attempt.succeeded() {
+        Ok(())
+    } else {
+        Err(Failure::Runtime(anyhow!(
+            "the test delivery failed: {}",
+            attempt.error.as_deref().unwrap_or("unknown reason")
+        )))
+    }
+}
+
+fn unknown_webhook(config: &Config, name: &str) -> Failure {
+    let known: Vec<&str> = config
+        .webhooks
+        .iter()
+        .map(|webhook| webhook.name.as_str())
+        .collect();
+    Failure::Configuration(vec![format!(
+        "{}: no webhook named {name:?} (configured: {})",
+        config.file.display(),
+        if known.is_empty() {
+            "none".to_string()
+        } else {
+            known.join(", ")
+        }
+    )])
+}
+
+/// `--item`: a JSON object, else a usage error.
+pub fn parse_item(text: &str) -> Result<Row, Failure> {
+    match serde_json::from_str::<Value>(text) {
+        Ok(Value::Object(row)) => Ok(row),
+        Ok(_) => Err(Failure::Configuration(vec![
+            "error: --item must be a JSON object, such as '{\"id\": 1}'".to_string(),
+        ])),
+        Err(error) => Err(Failure::Configuration(vec![format!(
+            "error: --item is not valid JSON: {error}"
+        )])),
+    }
+}
+
+/// The newest row of `table` (highest primary key, or last by `ctid` without one), with
+/// each value converted as capture converts it.
+async fn newest_row(config: &Config, table: &TableName) -> Result<Row, Failure> {
+    let url = database_url(config)?;
+    let client = database::connect(&url).await.map_err(anyhow::Error::from)?;
+    let sql_error = |error: tokio_postgres::Error| anyhow!("{}", database::describe(&error));
+    client
+        .batch_execute(SESSION_SETTINGS)
+        .await
+        .map_err(sql_error)
+        .context("cannot set up the session")?;
+    let key_columns: Vec<String> = client
+        .query(
+            "SELECT a.attname::text FROM pg_index i \
+             JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) \
+             WHERE i.indrelid = $1::text::regclass AND i.indisprimary \
+             ORDER BY array_position(i.indkey::int2[], a.attnum)",
+            &[&table.quoted()],
+        )
+        .await
+        .map_err(sql_error)
+        .with_context(|| format!("cannot read the primary key of {table}"))?
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    let sql = newest_row_query(table, &key_columns);
+    let statement = client
+        .prepare(&sql)
+        .await
+        .map_err(sql_error)
+        .with_context(|| format!("cannot read {table}"))?;
+    let messages = client
+        .simple_query(&sql)
+        .await
+        .map_err(sql_error)
+        .with_context(|| format!("cannot read {table}"))?;
+    let Some(row) = messages.iter().find_map(|message| match message {
+        SimpleQueryMessage::Row(row) => Some(row),
+        _ => None,
+    }) else {
+        return Err(Failure::Runtime(anyhow!(
+            "{table} is empty: give a sample row with --item '{{\"id\": 1, …}}'"
+        )));
+    };
+    let mut item = Row::new();
+    for (index, column) in statement.columns().iter().enumerate() {
+        let converted = match row.get(index) {
+            Some(text) => value::to_json(column.type_().oid(), text),
+            None => Value::Null,
+        };
+        item.insert(column.name().to_string(), converted);
+    }
+    Ok(item)
+}
+
+/// `SELECT *` of the newest row: by primary key descending, else by `ctid`.
+pub fn newest_row_query(table: &TableName, key_columns: &[String]) -> String {
+    let order = if key_columns.is_empty() {
+        "ctid DESC".to_string()
+    } else {
+        key_columns
+            .iter()
+            .map(|column| format!("{} DESC", quote_identifier(column)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    format!("SELECT * FROM {} ORDER BY {order} LIMIT 1", table.quoted())
+}
+
+/// A `view::request_view` as text: the request line, one header a line, the body.
+pub fn request_text(request: &Value) -> String {
+    let text_of = |key: &str| request.get(key).and_then(Value::as_str).unwrap_or("-");
+    let mut text = format!("request\n  {} {}\n", text_of("method"), text_of("url"));
+    if let Some(Value::Array(headers)) = request.get("headers") {
+        for header in headers {
+            let name = header.get(0).and_then(Value::as_str).unwrap_or_default();
+            let value = header.get(1).and_then(Value::as_str).unwrap_or_default();
+            let _ = writeln!(text, "  {name}: {value}");
+        }
+    }
+    match request.get("body").and_then(Value::as_str) {
+        Some(body) => {
+            text.push('\n');
+            for line in body.lines() {
+                let _ = writeln!(text, "  {line}");
+            }
+        }
+        None => text.push_str("  (no body)\n"),
+    }
+    text
+}
+
+/// The attempt's outcome: status code or error kind and text, duration, response body.
+pub fn response_text(attempt: &AttemptRecord) -> String {
+    let mut text = String::from("response\n");
+    let outcome = attempt.error_kind.map_or("success", |kind| kind.as_str());
+    match attempt.status_code {
+        Some(code) => {
+            let _ = writeln!(text, "  {code} {outcome} in {} ms", attempt.duration_ms);
+        }
+        None => {
+            let _ = writeln!(text, "  {outcome} after {} ms", attempt.duration_ms);
+        }
+    }
+    if let Some(error) = &attempt.error {
+        let _ = writeln!(text, "  error: {error}");
+    }
+    if attempt.response_body.is_empty() {
+        text.push_str("  (empty body)\n");
+    } else {
+        text.push('\n');
+        for line in attempt.response_body.lines() {
+            let _ = writeln!(text, "  {line}");
+        }
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rowhook::store::records::ErrorKind;
+    use serde_json::json;
+
+    #[test]
+    fn newest_row_orders_by_key_or_ctid() {
+        let table = TableName::new("public", "orders");
+        assert_eq!(
+            newest_row_query(&table, &["tenant".to_string(), "i\"d".to_string()]),
+            "SELECT * FROM \"public\".\"orders\" ORDER BY \"tenant\" DESC, \"i\"\"d\" DESC LIMIT 1"
+        );
+        assert_eq!(
+            newest_row_query(&table, &[]),
+            "SELECT * FROM \"public\".\"orders\" ORDER BY ctid DESC LIMIT 1"
+        );
+    }
+
+    #[test]
+    fn items_must_be_json_objects() {
+        assert_eq!(
+            parse_item(r#"{"id": 1}"#).ok().map(|row| row.len()),
+            Some(1)
+        );
+        assert!(matches!(parse_item("[1]"), Err(Failure::Configuration(_))));
+        assert!(matches!(
+            parse_item("{id: 1"),
+            Err(Failure::Configuration(_))
+        ));
+    }
+
+    #[test]
+    fn request_and_response_read_well() {
+        let request = json!({
+            "method": "POST", "url": "https://example.com/hook",
+            "headers": [["authorization", "••••"]], "body": "{\"id\":1}",
+        });
+        assert_eq!(
+            request_text(&request),
+            "request\n  POST https://example.com/hook\n  authorization: ••••\n\n  {\"id\":1}\n"
+        );
+        let attempt = AttemptRecord {
+            number: 1,
+            started_at_ms: 0,
+            duration_ms: 7,
+            status_code: Some(503),
+            error_kind: Some(ErrorKind::Status),
+            error: Some("HTTP 503 Service Unavailable".into()),
+            response_body: "busy".into(),
+        };
+        assert_eq!(
+            response_text(&attempt),
+            "response\n  503 status in 7 ms\n  error: HTTP 503 Service Unavailable\n\n  busy\n"
+        );
+    }
+}

@@ -114,10 +114,7 @@ impl Ingest {
                 (placeholder, Some(error.to_string()))
             }
         };
-        let body_is_envelope = request.body.as_deref().is_some_and(|body| {
-            serde_json::to_string(&routed.envelope).is_ok_and(|envelope| envelope == body)
-        });
-        let envelope = (!body_is_envelope).then_some(routed.envelope);
+        let envelope = (!routed.body_is_envelope).then_some(routed.envelope);
         let schedule = self
             .schedules
             .get(&routed.webhook)

@@ -148,12 +148,22 @@ pub async fn event(
     State(state): State<AdminState>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, AdminError> {
+    let (_, detail) = event_detail(&state, &id)?;
+    Ok(Json(detail))
+}
+
+/// The event and its detail view (request and attempts), for the API and the pages.
+pub(super) fn event_detail(
+    state: &AdminState,
+    id: &str,
+) -> Result<(EventRecord, Value), StoreError> {
     let event = state
         .store
-        .event(&id)?
-        .ok_or(StoreError::NotFound(id.clone()))?;
-    let attempts = state.store.attempts(&id)?;
-    Ok(Json(view::event_detail(&event, &attempts, &state.config)))
+        .event(id)?
+        .ok_or_else(|| StoreError::NotFound(id.to_string()))?;
+    let attempts = state.store.attempts(id)?;
+    let detail = view::event_detail(&event, &attempts, &state.config);
+    Ok((event, detail))
 }
 
 pub async fn redeliver(

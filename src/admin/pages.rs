@@ -13,7 +13,6 @@ use super::api::{DEFAULT_LIMIT, ListingParameters, next_before};
 use super::error::AdminError;
 use super::server::AdminState;
 use super::view;
-use crate::store::StoreError;
 
 const STYLE: &str = "\
 body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;margin:2rem auto;\
@@ -224,12 +223,7 @@ pub async fn event(
     State(state): State<AdminState>,
     Path(id): Path<String>,
 ) -> Result<Html<String>, PageError> {
-    let event = state
-        .store
-        .event(&id)?
-        .ok_or(StoreError::NotFound(id.clone()))?;
-    let attempts = state.store.attempts(&id)?;
-    let detail = view::event_detail(&event, &attempts, &state.config);
+    let (event, detail) = super::api::event_detail(&state, &id)?;
 
     let mut body = format!("<h1>Event {}</h1><table>", escape(&event.id));
     let webhook_link = format!("/webhooks/{}", url_component(&event.webhook));

@@ -64,6 +64,9 @@ pub struct RoutedEvent {
     pub envelope: serde_json::Value,
     /// The request to send, or why it could not be rendered (the event then fails).
     pub request: Result<StoredRequest, RenderError>,
+    /// Whether the body is exactly the envelope (format json without fields or body),
+    /// so the store need not keep the envelope a second time.
+    pub body_is_envelope: bool,
 }
 
 /// The webhooks of one captured table, in configuration order.
@@ -218,6 +221,7 @@ fn event(
             globals,
         }),
     };
+    let body_is_envelope = request.is_ok() && webhook.request.sends_envelope();
     Some(RoutedEvent {
         id,
         webhook: webhook.name.clone(),
@@ -225,6 +229,7 @@ fn event(
         kind,
         envelope,
         request,
+        body_is_envelope,
     })
 }
 

@@ -103,6 +103,11 @@ pub(super) struct RenderInput<'a> {
 }
 
 impl RequestTemplate {
+    /// Whether the body sent is the event envelope itself.
+    pub(super) fn sends_envelope(&self) -> bool {
+        matches!(self.payload, Payload::Envelope)
+    }
+
     /// Whether rendering needs the Liquid context at all.
     pub(super) fn has_templates(&self) -> bool {
         let field_is_template = |field: &Field| matches!(&field.value, FieldValue::Template(text) if text.is_template());

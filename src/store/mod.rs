@@ -1,5 +1,6 @@
 //! The durable store (sled): events with their rendered requests, a due-time index per
-//! webhook, attempts, listing indexes, per-webhook counts and the capture checkpoint.
+//! webhook, attempts, listing indexes and the capture checkpoint; per-webhook counts are
+//! kept in memory beside it.
 //!
 //! Contract with the capture stage: events are written here and `flush` returns before
 //! the change is acknowledged to PostgreSQL. Event ids are deterministic, so a change

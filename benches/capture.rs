@@ -9,9 +9,8 @@ use std::time::{Duration, Instant};
 use rowhook::change::Lsn;
 use rowhook::shutdown;
 use rowhook::source::database_url;
-use rowhook::source::replication::{
-    Captured, ReplicationSource, SlotKind, acknowledgement_channel,
-};
+use rowhook::source::replication::{ReplicationSource, SlotKind};
+use rowhook::source::stage::{Captured, acknowledgement_channel};
 use tokio::sync::mpsc;
 use tokio_postgres::NoTls;
 

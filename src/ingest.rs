@@ -18,7 +18,7 @@ use crate::config::Config;
 use crate::deliver::{DispatchWaker, now_ms, retry};
 use crate::metrics::Metrics;
 use crate::route::{RoutedEvent, Router};
-use crate::source::replication::{Acknowledger, Captured};
+use crate::source::stage::{Acknowledger, Captured};
 use crate::store::records::{EventRecord, Schedule, Status, StoredRequest};
 use crate::store::{Store, StoreError};
 

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::source::replication::CaptureStatus;
+use crate::source::stage::CaptureStatus;
 use crate::store::Counts;
 use crate::store::records::{AttemptRecord, ErrorKind, Status};
 
@@ -157,8 +157,7 @@ impl Metrics {
             text,
             "# HELP rowhook_replication_lag_bytes WAL the server has sent that rowhook has not yet confirmed.\n# TYPE rowhook_replication_lag_bytes gauge\nrowhook_replication_lag_bytes {lag}"
         );
-        let streaming =
-            u8::from(capture.state == crate::source::replication::CaptureState::Streaming);
+        let streaming = u8::from(capture.state == crate::source::stage::CaptureState::Streaming);
         let _ = writeln!(
             text,
             "# HELP rowhook_capture_streaming 1 while the replication stream is up.\n# TYPE rowhook_capture_streaming gauge\nrowhook_capture_streaming {streaming}"

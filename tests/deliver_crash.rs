@@ -1,21 +1,21 @@
 //! `kill -9` rowhook several times during a 20,000-change stream: after the last restart
 //! every change has been delivered at least once, and every repeat carries the same id.
 
+#[macro_use]
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use support::receiver::Receiver;
-use support::{Service, TestDatabase, rowhook, text};
+use support::{Mode, Service, TestDatabase, rowhook, text};
 
 const CHANGES: i64 = 20_000;
 const PER_TRANSACTION: i64 = 50;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn crashes_lose_nothing_and_repeats_keep_their_ids() {
+async fn crashes_lose_nothing_and_repeats_keep_their_ids(mode: Mode) {
     let receiver = Receiver::start().await;
-    let database = TestDatabase::create().await;
+    let database = TestDatabase::create_in(mode).await;
     database
         .execute("CREATE TABLE orders (id integer PRIMARY KEY, note text)")
         .await;
@@ -91,3 +91,8 @@ async fn crashes_lose_nothing_and_repeats_keep_their_ids() {
     );
     service.stop();
 }
+
+in_both_modes!(
+    crashes_lose_nothing_and_repeats_keep_their_ids,
+    tokio::test(flavor = "multi_thread", worker_threads = 2)
+);

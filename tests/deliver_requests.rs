@@ -1,6 +1,7 @@
 //! End to end: a row change in PostgreSQL becomes exactly the request each webhook's
 //! configuration describes, received by a real HTTP server.
 
+#[macro_use]
 mod support;
 
 use std::time::Duration;
@@ -8,7 +9,7 @@ use std::time::Duration;
 use rowhook::deliver::signature;
 use serde_json::json;
 use support::receiver::Receiver;
-use support::{Service, TestDatabase, rowhook, text};
+use support::{Mode, Service, TestDatabase, rowhook, text};
 
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
@@ -104,9 +105,8 @@ headers = {{ Content-Type = "application/vnd.shop+json" }}
     )
 }
 
-#[tokio::test]
-async fn every_format_and_method_sends_the_request_its_config_describes() {
-    let database = TestDatabase::create().await;
+async fn every_format_and_method_sends_the_request_its_config_describes(mode: Mode) {
+    let database = TestDatabase::create_in(mode).await;
     database
         .execute(
             "CREATE TABLE orders (id integer PRIMARY KEY, status text, phone text,
@@ -239,3 +239,5 @@ async fn every_format_and_method_sends_the_request_its_config_describes() {
         .as_secs() as i64;
     assert!((now - timestamp.parse::<i64>().unwrap()).abs() < 60);
 }
+
+in_both_modes!(every_format_and_method_sends_the_request_its_config_describes);

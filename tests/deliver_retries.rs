@@ -1,6 +1,7 @@
 //! The retry schedule, failure kinds, an endpoint that goes down and comes back, and the
 //! `when` and `columns` filters — against a real PostgreSQL and a real receiver.
 
+#[macro_use]
 mod support;
 
 use std::time::Duration;
@@ -8,12 +9,12 @@ use std::time::Duration;
 use rowhook::store::records::{ErrorKind, Status};
 use rowhook::store::{EventQuery, Store};
 use support::receiver::{Receiver, Reply};
-use support::{Service, TestDatabase, rowhook, text};
+use support::{Mode, Service, TestDatabase, rowhook, text};
 
 const WAIT: Duration = Duration::from_secs(30);
 
-async fn prepared(tables: &str, rest: &str) -> (TestDatabase, std::path::PathBuf) {
-    let database = TestDatabase::create().await;
+async fn prepared(mode: Mode, tables: &str, rest: &str) -> (TestDatabase, std::path::PathBuf) {
+    let database = TestDatabase::create_in(mode).await;
     database.execute(tables).await;
     let config = database.write_config(rest);
     let setup = rowhook(&config, &["setup"]);
@@ -25,11 +26,11 @@ fn open_store(database: &TestDatabase) -> Store {
     Store::open(&database.directory.join("store")).expect("open the store after rowhook stopped")
 }
 
-#[tokio::test]
-async fn attempts_follow_the_schedule_and_are_recorded() {
+async fn attempts_follow_the_schedule_and_are_recorded(mode: Mode) {
     let receiver = Receiver::start().await;
     receiver.respond_with(|_| Reply::Status(503));
     let (database, config) = prepared(
+        mode,
         "CREATE TABLE orders (id integer PRIMARY KEY)",
         &format!(
             "[models.order]\ntable = \"orders\"\n\n[[webhooks]]\nname = \"flaky\"\nmodel = \"order\"\n\
@@ -80,8 +81,7 @@ async fn attempts_follow_the_schedule_and_are_recorded() {
     }
 }
 
-#[tokio::test]
-async fn redirects_timeouts_refusals_and_server_errors_fail_attempts() {
+async fn redirects_timeouts_refusals_and_server_errors_fail_attempts(mode: Mode) {
     let receiver = Receiver::start().await;
     let elsewhere = receiver.url("/elsewhere");
     receiver.respond_with(move |request| match request.target.as_str() {
@@ -104,7 +104,8 @@ async fn redirects_timeouts_refusals_and_server_errors_fail_attempts() {
         webhook("error", receiver.url("/error")),
         webhook("fine", receiver.url("/fine")),
     );
-    let (database, config) = prepared("CREATE TABLE orders (id integer PRIMARY KEY)", &rest).await;
+    let (database, config) =
+        prepared(mode, "CREATE TABLE orders (id integer PRIMARY KEY)", &rest).await;
     let service = Service::start(&database, &config).await;
     database.execute("INSERT INTO orders VALUES (1)").await;
     receiver.wait_for(4, WAIT).await;
@@ -152,12 +153,12 @@ async fn redirects_timeouts_refusals_and_server_errors_fail_attempts() {
     }
 }
 
-#[tokio::test]
-async fn a_receiver_that_is_down_and_comes_back_gets_everything() {
+async fn a_receiver_that_is_down_and_comes_back_gets_everything(mode: Mode) {
     let receiver = Receiver::start().await;
     let url = receiver.url("/orders");
     let port = receiver.stop();
     let (database, config) = prepared(
+        mode,
         "CREATE TABLE orders (id integer PRIMARY KEY)",
         &format!(
             "[models.order]\ntable = \"orders\"\n\n[[webhooks]]\nname = \"later\"\nmodel = \"order\"\n\
@@ -182,8 +183,7 @@ async fn a_receiver_that_is_down_and_comes_back_gets_everything() {
     assert_eq!(ids, (1..=10).collect::<Vec<_>>());
 }
 
-#[tokio::test]
-async fn when_and_columns_filter_events() {
+async fn when_and_columns_filter_events(mode: Mode) {
     let receiver = Receiver::start().await;
     let rest = format!(
         "[delivery]\nretry = [\"0s\"]\n\n[models.order]\ntable = \"orders\"\n\n\
@@ -194,7 +194,7 @@ async fn when_and_columns_filter_events() {
         receiver.url("/status"),
         receiver.url("/off"),
     );
-    let database = TestDatabase::create().await;
+    let database = TestDatabase::create_in(mode).await;
     database
         .execute("CREATE TABLE orders (id integer PRIMARY KEY, status text, note text)")
         .await;
@@ -239,3 +239,11 @@ async fn when_and_columns_filter_events() {
         ]
     );
 }
+
+in_both_modes!(attempts_follow_the_schedule_and_are_recorded);
+
+in_both_modes!(redirects_timeouts_refusals_and_server_errors_fail_attempts);
+
+in_both_modes!(a_receiver_that_is_down_and_comes_back_gets_everything);
+
+in_both_modes!(when_and_columns_filter_events);

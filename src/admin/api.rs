@@ -11,7 +11,7 @@ use super::error::AdminError;
 use super::server::AdminState;
 use super::view;
 use crate::deliver::now_ms;
-use crate::source::replication::CaptureState;
+use crate::source::stage::CaptureState;
 use crate::store::records::{EventRecord, Status};
 use crate::store::{EventQuery, StoreError};
 

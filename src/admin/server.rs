@@ -14,7 +14,7 @@ use crate::config::Config;
 use crate::deliver::DispatchWaker;
 use crate::metrics::Metrics;
 use crate::shutdown::Shutdown;
-use crate::source::replication::CaptureStatus;
+use crate::source::stage::CaptureStatus;
 use crate::store::Store;
 
 /// What every handler reads: the config, the history, counters, the capture status,

@@ -11,7 +11,7 @@ use tokio::sync::watch;
 use super::*;
 use crate::change::Lsn;
 use crate::shutdown::{self, ShutdownTrigger};
-use crate::source::replication::CaptureState;
+use crate::source::stage::CaptureState;
 use crate::store::records::{
     AttemptRecord, ErrorKind, EventRecord, Schedule, Status, StoredRequest,
 };

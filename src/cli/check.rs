@@ -4,7 +4,7 @@ use std::path::Path;
 
 use rowhook::config::SourceMode;
 use rowhook::source::finding::{Finding, Severity};
-use rowhook::source::{database, replication};
+use rowhook::source::{database, notify, replication};
 
 use super::{Failure, database_url, load_config};
 
@@ -25,9 +25,7 @@ pub async fn run(path: &Path, offline: bool) -> Result<(), Failure> {
         Err(error) => vec![Finding::error(error.to_string())],
         Ok(client) => match config.source.mode {
             SourceMode::Replication => replication::check::check(&client, &url, &config).await,
-            SourceMode::Notify => vec![Finding::error(
-                "mode = \"notify\" is not available in this build yet",
-            )],
+            SourceMode::Notify => notify::check::check(&client, &config).await,
         },
     };
     let mut failed = false;

@@ -14,9 +14,9 @@ use rowhook::deliver::{Dispatcher, now_ms};
 use rowhook::ingest::Ingest;
 use rowhook::metrics::Metrics;
 use rowhook::shutdown::Shutdown;
-use rowhook::source::replication::{
-    CaptureStatus, ReplicationSource, SlotKind, acknowledgement_channel,
-};
+use rowhook::source::notify::NotifySource;
+use rowhook::source::replication::{ReplicationSource, SlotKind};
+use rowhook::source::stage::{CaptureStatus, acknowledgement_channel};
 use rowhook::store::Store;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
@@ -29,15 +29,11 @@ const PRUNE_INTERVAL: Duration = Duration::from_secs(60);
 pub async fn run(path: &Path) -> Result<(), Failure> {
     let config = load_config(path)?;
     let router = router(&config)?;
-    if config.source.mode == SourceMode::Notify {
-        return Err(Failure::Configuration(vec![format!(
-            "{}: source.mode: \"notify\" is not available in this build yet",
-            config.file.display()
-        )]));
-    }
     let url = database_url(&config)?;
     let store = Arc::new(Store::open(&config.store.path).map_err(anyhow::Error::from)?);
     let client = Arc::new(DeliveryClient::new().map_err(anyhow::Error::from)?);
+    // Where replication resumes if the slot is further behind; notify mode's outbox
+    // keeps its own place (rows are deleted once durable).
     let start = store.checkpoint().map_err(anyhow::Error::from)?;
     let (trigger, shutdown) = shutdown_on_signals();
 
@@ -62,15 +58,6 @@ pub async fn run(path: &Path) -> Result<(), Failure> {
         waker.clone(),
         metrics.clone(),
     );
-    let source = ReplicationSource {
-        url,
-        slot: SlotKind::Persistent {
-            name: config.source.slot.clone(),
-        },
-        publication: config.source.publication.clone(),
-        start,
-        status: Some(status_sender),
-    };
     let admin = admin_listener.map(|listener| {
         let state = AdminState {
             config: Arc::new(config.clone()),
@@ -91,7 +78,30 @@ pub async fn run(path: &Path) -> Result<(), Failure> {
         webhooks = config.webhooks.len(),
         "rowhook running"
     );
-    let captured = source.run(sender, acknowledgements, shutdown.clone()).await;
+    let captured = match config.source.mode {
+        SourceMode::Replication => {
+            let source = ReplicationSource {
+                url,
+                slot: SlotKind::Persistent {
+                    name: config.source.slot.clone(),
+                },
+                publication: config.source.publication.clone(),
+                start,
+                status: Some(status_sender),
+            };
+            let captured = source.run(sender, acknowledgements, shutdown.clone()).await;
+            captured.context("replication failed")
+        }
+        SourceMode::Notify => {
+            let source = NotifySource {
+                url,
+                status: Some(status_sender),
+                delete_drained: true,
+            };
+            let captured = source.run(sender, acknowledgements, shutdown.clone()).await;
+            captured.context("notify capture failed")
+        }
+    };
     // Capture has stopped (shutdown, or a failure at start): ingest drains and flushes.
     let ingested = ingesting.await.context("the ingest task failed")?;
     // When capture ended on its own (a failure at start), stop the other stages too.
@@ -104,7 +114,7 @@ pub async fn run(path: &Path) -> Result<(), Failure> {
         error!(%error, "admin server failed");
     }
     store.flush().await.map_err(anyhow::Error::from)?;
-    captured.context("replication failed")?;
+    captured?;
     ingested.context("storing events failed")?;
     info!("rowhook stopped");
     Ok(())

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use anyhow::Context;
 use rowhook::config::SourceMode;
-use rowhook::source::{database, replication};
+use rowhook::source::{database, notify, replication};
 
 use super::{Failure, database_url, load_config};
 
@@ -19,10 +19,15 @@ pub async fn run(path: &Path, replica_identity_full: bool) -> Result<(), Failure
                 .context("setup failed")?
         }
         SourceMode::Notify => {
-            return Err(Failure::Configuration(vec![format!(
-                "{}: source.mode: \"notify\" is not available in this build yet",
-                config.file.display()
-            )]));
+            if replica_identity_full {
+                eprintln!(
+                    "note: --replica-identity-full has no effect in notify mode (the trigger \
+                     sees whole old rows)"
+                );
+            }
+            notify::setup::setup(&client, &config)
+                .await
+                .context("setup failed")?
         }
     };
     for line in report {

@@ -1,5 +1,6 @@
-//! `rowhook tail`: captured changes as JSON lines from a temporary slot. It acknowledges
-//! only its own temporary slot, so it disturbs nothing.
+//! `rowhook tail`: captured changes as JSON lines. Replication mode reads a temporary slot
+//! and acknowledges only that; notify mode reads new outbox rows as they arrive and
+//! deletes nothing. Either way it disturbs nothing.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -9,40 +10,52 @@ use anyhow::Context;
 use rowhook::change::{Lsn, TableName};
 use rowhook::config::SourceMode;
 use rowhook::envelope::envelope;
-use rowhook::source::replication::{
-    Captured, ReplicationSource, SlotKind, acknowledgement_channel,
-};
+use rowhook::source::notify::NotifySource;
+use rowhook::source::replication::{ReplicationSource, SlotKind};
+use rowhook::source::stage::{Captured, acknowledgement_channel};
 use tokio::sync::mpsc;
 
 use super::{Failure, database_url, load_config, shutdown_on_signals};
 
 pub async fn run(path: &Path) -> Result<(), Failure> {
     let config = load_config(path)?;
-    if config.source.mode != SourceMode::Replication {
-        return Err(Failure::Configuration(vec![format!(
-            "{}: source.mode: tail reads a replication slot, so it needs mode = \"replication\"",
-            config.file.display()
-        )]));
-    }
     let url = database_url(&config)?;
     let models: HashMap<TableName, String> = config
         .models
         .values()
         .map(|model| (model.table.clone(), model.name.clone()))
         .collect();
-    let source = ReplicationSource {
-        url,
-        slot: SlotKind::Temporary {
-            name: format!("rowhook_tail_{}", std::process::id()),
-        },
-        publication: config.source.publication.clone(),
-        start: Lsn(0),
-        status: None,
-    };
     let (sender, mut receiver) = mpsc::channel(1024);
     let (acknowledger, acknowledgements) = acknowledgement_channel();
     let (_trigger, shutdown) = shutdown_on_signals();
-    let capture = tokio::spawn(source.run(sender, acknowledgements, shutdown));
+    let capture = match config.source.mode {
+        SourceMode::Replication => {
+            let source = ReplicationSource {
+                url,
+                slot: SlotKind::Temporary {
+                    name: format!("rowhook_tail_{}", std::process::id()),
+                },
+                publication: config.source.publication.clone(),
+                start: Lsn(0),
+                status: None,
+            };
+            tokio::spawn(async move {
+                let captured = source.run(sender, acknowledgements, shutdown).await;
+                captured.context("replication stream failed")
+            })
+        }
+        SourceMode::Notify => {
+            let source = NotifySource {
+                url,
+                status: None,
+                delete_drained: false,
+            };
+            tokio::spawn(async move {
+                let captured = source.run(sender, acknowledgements, shutdown).await;
+                captured.context("reading the outbox failed")
+            })
+        }
+    };
 
     let mut output = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout());
     while let Some(captured) = receiver.recv().await {
@@ -64,9 +77,6 @@ pub async fn run(path: &Path) -> Result<(), Failure> {
         }
     }
     let _ = output.flush();
-    capture
-        .await
-        .context("the capture task failed")?
-        .context("replication stream failed")?;
+    capture.await.context("the capture task failed")??;
     Ok(())
 }

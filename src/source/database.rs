@@ -3,7 +3,12 @@
 
 use std::time::Duration;
 
+use std::task::Poll;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::mpsc;
 use tokio_postgres::config::SslMode as ClientSslMode;
+use tokio_postgres::{AsyncMessage, Connection, Notification};
 use tracing::debug;
 
 use crate::source::database_url::{DatabaseUrl, Host, SslMode};
@@ -55,6 +60,29 @@ pub fn describe(error: &tokio_postgres::Error) -> String {
 
 /// Connects and spawns the connection's driver task.
 pub async fn connect(url: &DatabaseUrl) -> Result<tokio_postgres::Client, DatabaseError> {
+    connect_with(url, None).await
+}
+
+/// Connects like `connect` and hands on every `NOTIFY` the session receives (after it
+/// LISTENs). The receiver ends when the connection does.
+pub async fn connect_listening(
+    url: &DatabaseUrl,
+) -> Result<
+    (
+        tokio_postgres::Client,
+        mpsc::UnboundedReceiver<Notification>,
+    ),
+    DatabaseError,
+> {
+    let (sender, receiver) = mpsc::unbounded_channel();
+    let client = connect_with(url, Some(sender)).await?;
+    Ok((client, receiver))
+}
+
+async fn connect_with(
+    url: &DatabaseUrl,
+    notifications: Option<mpsc::UnboundedSender<Notification>>,
+) -> Result<tokio_postgres::Client, DatabaseError> {
     let mut config = tokio_postgres::Config::new();
     match &url.host {
         Host::Tcp(host) => config.host(host.trim_matches(['[', ']'])),
@@ -86,11 +114,7 @@ pub async fn connect(url: &DatabaseUrl) -> Result<tokio_postgres::Client, Databa
                 .connect(tokio_postgres::NoTls)
                 .await
                 .map_err(connect_error)?;
-            tokio::spawn(async move {
-                if let Err(error) = connection.await {
-                    debug!(%error, "database connection closed");
-                }
-            });
+            tokio::spawn(drive(connection, notifications));
             client
         }
         Some(tls_config) => {
@@ -100,13 +124,39 @@ pub async fn connect(url: &DatabaseUrl) -> Result<tokio_postgres::Client, Databa
             });
             let connector = tokio_postgres_rustls::MakeRustlsConnect::new((*tls_config).clone());
             let (client, connection) = config.connect(connector).await.map_err(connect_error)?;
-            tokio::spawn(async move {
-                if let Err(error) = connection.await {
-                    debug!(%error, "database connection closed");
-                }
-            });
+            tokio::spawn(drive(connection, notifications));
             client
         }
     };
     Ok(client)
+}
+
+/// Runs a connection until it closes, passing notifications on when asked to.
+async fn drive<S, T>(
+    mut connection: Connection<S, T>,
+    notifications: Option<mpsc::UnboundedSender<Notification>>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin,
+    T: AsyncRead + AsyncWrite + Unpin,
+{
+    let ended = std::future::poll_fn(|context| {
+        loop {
+            match std::task::ready!(connection.poll_message(context)) {
+                Some(Ok(AsyncMessage::Notification(notification))) => {
+                    if let Some(notifications) = &notifications {
+                        // A receiver that went away only means nobody listens any more.
+                        let _ = notifications.send(notification);
+                    }
+                }
+                // Notices (e.g. "schema already exists, skipping") carry nothing we need.
+                Some(Ok(_)) => {}
+                Some(Err(error)) => return Poll::Ready(Err(error)),
+                None => return Poll::Ready(Ok(())),
+            }
+        }
+    })
+    .await;
+    if let Err(error) = ended {
+        debug!(%error, "database connection closed");
+    }
 }

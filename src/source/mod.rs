@@ -4,6 +4,8 @@ pub mod catalog;
 pub mod database;
 pub mod database_url;
 pub mod finding;
+pub mod notify;
 pub mod replication;
+pub mod stage;
 mod tls;
 pub mod value;

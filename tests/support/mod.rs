@@ -45,8 +45,38 @@ pub async fn connect(url: &str) -> Client {
     client
 }
 
+/// How the service under test captures changes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Replication,
+    Notify,
+}
+
+/// Runs an end-to-end scenario `async fn name(mode: Mode)` once per capture mode, as the
+/// tests `name::replication` and `name::notify`. A second argument gives the test
+/// attribute, e.g. `tokio::test(flavor = "multi_thread", worker_threads = 2)`.
+#[macro_export]
+macro_rules! in_both_modes {
+    ($scenario:ident) => {
+        in_both_modes!($scenario, tokio::test);
+    };
+    ($scenario:ident, $($attribute:tt)+) => {
+        mod $scenario {
+            #[$($attribute)+]
+            async fn replication() {
+                super::$scenario(super::support::Mode::Replication).await
+            }
+            #[$($attribute)+]
+            async fn notify() {
+                super::$scenario(super::support::Mode::Notify).await
+            }
+        }
+    };
+}
+
 /// A fresh database on the shared test cluster, and a scratch directory for the test.
 pub struct TestDatabase {
+    pub mode: Mode,
     pub name: String,
     pub url: String,
     pub client: Client,
@@ -55,7 +85,14 @@ pub struct TestDatabase {
 
 impl TestDatabase {
     pub async fn create() -> TestDatabase {
-        Self::create_on(&require_env("ROWHOOK_TEST_DATABASE_URL")).await
+        Self::create_in(Mode::Replication).await
+    }
+
+    /// A database whose config (`write_config`) captures in `mode`.
+    pub async fn create_in(mode: Mode) -> TestDatabase {
+        let mut database = Self::create_on(&require_env("ROWHOOK_TEST_DATABASE_URL")).await;
+        database.mode = mode;
+        database
     }
 
     pub async fn create_on(server_url: &str) -> TestDatabase {
@@ -70,6 +107,7 @@ impl TestDatabase {
         let directory = std::env::temp_dir().join(format!("rowhook-{name}"));
         std::fs::create_dir_all(&directory).expect("create test directory");
         TestDatabase {
+            mode: Mode::Replication,
             name,
             url,
             client,
@@ -81,8 +119,12 @@ impl TestDatabase {
     pub fn write_config(&self, rest: &str) -> PathBuf {
         let path = self.directory.join("rowhook.toml");
         let text = format!(
-            "[source]\nurl = \"{}\"\nslot = \"{}\"\npublication = \"{}\"\n\n[store]\npath = \"{}\"\n\n{rest}",
+            "[source]\nurl = \"{}\"\nmode = \"{}\"\nslot = \"{}\"\npublication = \"{}\"\n\n[store]\npath = \"{}\"\n\n{rest}",
             self.url,
+            match self.mode {
+                Mode::Replication => "replication",
+                Mode::Notify => "notify",
+            },
             self.name,
             self.name,
             self.directory.join("store").display()
@@ -141,6 +183,27 @@ pub async fn wait_until_slot_active(client: &Client, slot: &str) {
                 .query_opt(
                     "SELECT 1 FROM pg_replication_slots WHERE slot_name = $1 AND active",
                     &[&slot],
+                )
+                .await
+                .map(|row| row.is_some())
+                .unwrap_or(false)
+        },
+    )
+    .await;
+}
+
+/// Waits until a rowhook session of `database` has read the outbox, which it does only
+/// after it LISTENs.
+pub async fn wait_until_draining(client: &Client, database: &str) {
+    eventually(
+        "rowhook to read the outbox",
+        Duration::from_secs(30),
+        || async {
+            client
+                .query_opt(
+                    "SELECT 1 FROM pg_stat_activity WHERE datname = $1
+                     AND application_name = 'rowhook' AND query LIKE '%rowhook.outbox%'",
+                    &[&database],
                 )
                 .await
                 .map(|row| row.is_some())
@@ -276,8 +339,8 @@ pub struct Tail {
 }
 
 impl Tail {
-    /// Starts tailing and waits until its temporary slot is streaming, so that every
-    /// change made after this returns is seen.
+    /// Starts tailing and waits until its temporary slot is streaming (or, in notify mode,
+    /// it reads the outbox), so that every change made after this returns is seen.
     pub async fn start(database: &TestDatabase, config: &Path) -> Tail {
         let mut child = Command::new(rowhook_binary())
             .arg("--config")
@@ -298,8 +361,13 @@ impl Tail {
                 }
             }
         });
-        let slot = format!("rowhook_tail_{}", child.id());
-        wait_until_slot_active(&database.client, &slot).await;
+        match database.mode {
+            Mode::Replication => {
+                let slot = format!("rowhook_tail_{}", child.id());
+                wait_until_slot_active(&database.client, &slot).await;
+            }
+            Mode::Notify => wait_until_draining(&database.client, &database.name).await,
+        }
         Tail { child, lines }
     }
 
@@ -362,10 +430,14 @@ pub struct Service {
 }
 
 impl Service {
-    /// Starts `rowhook run` and waits until its slot is streaming.
+    /// Starts `rowhook run` and waits until it captures: its slot streaming, or (notify
+    /// mode) its session listening and reading the outbox.
     pub async fn start(database: &TestDatabase, config: &Path) -> Service {
         let service = Self::spawn(database, config);
-        wait_until_slot_active(&database.client, &database.name).await;
+        match database.mode {
+            Mode::Replication => wait_until_slot_active(&database.client, &database.name).await,
+            Mode::Notify => wait_until_draining(&database.client, &database.name).await,
+        }
         service
     }
 

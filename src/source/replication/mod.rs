@@ -9,7 +9,4 @@ pub mod stream;
 mod transport;
 pub mod wire;
 
-pub use stream::{
-    Acknowledger, CaptureError, CaptureState, CaptureStatus, Captured, ReplicationSource, SlotKind,
-    acknowledgement_channel,
-};
+pub use stream::{CaptureError, ReplicationSource, SlotKind};

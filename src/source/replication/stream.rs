@@ -10,47 +10,15 @@ use tracing::{debug, info, warn};
 use super::decoder::{ChangeDecoder, DecodeError, Decoded};
 use super::frames::{self, FrameError, Progress, ServerFrame};
 use super::wire::{ConnectionError, CopyMessage, ReplicationConnection};
-use crate::change::{Change, Lsn, quote_identifier};
+use crate::change::{Lsn, quote_identifier};
 use crate::shutdown::Shutdown;
 use crate::source::database_url::DatabaseUrl;
+use crate::source::stage::{CaptureState, CaptureStatus, Captured};
 
 const STATUS_INTERVAL: Duration = Duration::from_secs(10);
 const TICK: Duration = Duration::from_millis(500);
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 const LAST_BACKOFF: Duration = Duration::from_secs(30);
-
-/// What the stage hands to the next one.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Captured {
-    Change(Box<Change>),
-    /// Every change of the transaction ending at `end_lsn` has been handed on. Once they
-    /// are durable the next stage acknowledges `end_lsn`. A transaction cut off by a
-    /// reconnect is sent again from its start with the same positions.
-    Commit {
-        end_lsn: Lsn,
-    },
-}
-
-/// The next stage's side of the acknowledgement: positions only ever move forward.
-#[derive(Clone, Debug)]
-pub struct Acknowledger(watch::Sender<Lsn>);
-
-impl Acknowledger {
-    pub fn acknowledge(&self, lsn: Lsn) {
-        self.0.send_if_modified(|current| {
-            let forward = lsn > *current;
-            if forward {
-                *current = lsn;
-            }
-            forward
-        });
-    }
-}
-
-pub fn acknowledgement_channel() -> (Acknowledger, watch::Receiver<Lsn>) {
-    let (sender, receiver) = watch::channel(Lsn(0));
-    (Acknowledger(sender), receiver)
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum CaptureError {
@@ -106,38 +74,6 @@ impl CaptureError {
             | CaptureError::InvalidLsn(_) => true,
         }
     }
-}
-
-/// How capture is doing, for `/healthz` and `/metrics`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum CaptureState {
-    #[default]
-    Connecting,
-    Streaming,
-    Retrying,
-    Stopped,
-}
-
-impl CaptureState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CaptureState::Connecting => "connecting",
-            CaptureState::Streaming => "streaming",
-            CaptureState::Retrying => "retrying",
-            CaptureState::Stopped => "stopped",
-        }
-    }
-}
-
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct CaptureStatus {
-    pub state: CaptureState,
-    /// Why the stream is down, while retrying.
-    pub last_error: Option<String>,
-    /// How far the server has sent.
-    pub server_sent: Lsn,
-    /// How far rowhook has confirmed.
-    pub confirmed: Lsn,
 }
 
 /// Which slot to read.

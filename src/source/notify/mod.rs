@@ -1,0 +1,13 @@
+//! Notify mode: capture through a trigger-fed outbox (`sql/notify.sql`) and LISTEN/NOTIFY,
+//! for databases where logical replication cannot be turned on.
+
+pub mod check;
+pub mod outbox;
+pub mod record;
+pub mod setup;
+pub mod stream;
+
+pub use stream::{NotifyError, NotifySource};
+
+/// The schema, outbox and trigger functions, as `rowhook setup` installs them.
+pub const NOTIFY_SQL: &str = include_str!("../../../sql/notify.sql");

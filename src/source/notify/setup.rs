@@ -1,0 +1,172 @@
+//! `rowhook setup` for notify mode: the outbox and trigger functions of `sql/notify.sql`,
+//! then the two capture triggers on every model's table. Idempotent; checks every table
+//! before changing anything.
+
+use std::collections::BTreeSet;
+
+use tokio_postgres::Client;
+
+use super::NOTIFY_SQL;
+use crate::change::TableName;
+use crate::config::Config;
+use crate::source::catalog;
+use crate::source::database::describe;
+
+/// PostgreSQL 13 brought `xid8` and `pg_current_xact_id()`, which the outbox uses.
+pub const MINIMUM_SERVER_VERSION: i32 = 130_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error("{0}")]
+    Database(String),
+    #[error("table {table} (model {model:?}) does not exist")]
+    TableMissing { model: String, table: TableName },
+    #[error("notify mode needs PostgreSQL 13 or newer; the server is {version}")]
+    ServerTooOld { version: String },
+}
+
+impl From<tokio_postgres::Error> for SetupError {
+    fn from(error: tokio_postgres::Error) -> Self {
+        SetupError::Database(describe(&error))
+    }
+}
+
+/// A trigger rowhook puts on each model's table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CaptureTrigger {
+    pub name: &'static str,
+    /// What goes between `CREATE TRIGGER name` and `ON table`.
+    pub timing: &'static str,
+    pub level: &'static str,
+    pub function: &'static str,
+    /// `pg_trigger.tgtype`: row (1), before (2), insert (4), delete (8), update (16).
+    pub type_bits: i16,
+}
+
+pub const CAPTURE_TRIGGERS: [CaptureTrigger; 2] = [
+    CaptureTrigger {
+        name: "rowhook_columns",
+        timing: "BEFORE INSERT OR UPDATE OR DELETE",
+        level: "FOR EACH STATEMENT",
+        function: "rowhook.remember_columns()",
+        type_bits: 2 | 4 | 8 | 16,
+    },
+    CaptureTrigger {
+        name: "rowhook_capture",
+        timing: "AFTER INSERT OR UPDATE OR DELETE",
+        level: "FOR EACH ROW",
+        function: "rowhook.capture()",
+        type_bits: 1 | 4 | 8 | 16,
+    },
+];
+
+/// How a capture trigger stands on a table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TriggerState {
+    Missing,
+    /// Present, but firing at other times or calling another function.
+    Different,
+    /// Present but disabled (or firing only in replica sessions), so nothing is captured.
+    Disabled,
+    Ready,
+}
+
+pub async fn trigger_state(
+    client: &Client,
+    table: &TableName,
+    trigger: &CaptureTrigger,
+) -> Result<TriggerState, tokio_postgres::Error> {
+    let row = client
+        .query_opt(
+            "SELECT t.tgtype, t.tgenabled::text, t.tgfoid::regprocedure::text
+             FROM pg_trigger t
+             JOIN pg_class c ON c.oid = t.tgrelid
+             JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE n.nspname = $1 AND c.relname = $2 AND t.tgname = $3",
+            &[&table.schema, &table.name, &trigger.name],
+        )
+        .await?;
+    Ok(match row {
+        None => TriggerState::Missing,
+        Some(row) => {
+            let type_bits: i16 = row.get(0);
+            let enabled: String = row.get(1);
+            let function: String = row.get(2);
+            if type_bits != trigger.type_bits || function != trigger.function {
+                TriggerState::Different
+            } else if enabled == "D" || enabled == "R" {
+                TriggerState::Disabled
+            } else {
+                TriggerState::Ready
+            }
+        }
+    })
+}
+
+/// The server's version number, e.g. 150004.
+pub async fn server_version(client: &Client) -> Result<(i32, String), tokio_postgres::Error> {
+    let row = client
+        .query_one(
+            "SELECT current_setting('server_version_num')::int4, current_setting('server_version')",
+            &[],
+        )
+        .await?;
+    Ok((row.get(0), row.get(1)))
+}
+
+/// Creates what notify capture needs and returns a line per thing it did or found.
+pub async fn setup(client: &Client, config: &Config) -> Result<Vec<String>, SetupError> {
+    let (version_number, version) = server_version(client).await?;
+    if version_number < MINIMUM_SERVER_VERSION {
+        return Err(SetupError::ServerTooOld { version });
+    }
+    let mut tables = BTreeSet::new();
+    for model in config.models.values() {
+        if catalog::table_info(client, &model.table).await?.is_none() {
+            return Err(SetupError::TableMissing {
+                model: model.name.clone(),
+                table: model.table.clone(),
+            });
+        }
+        tables.insert(model.table.clone());
+    }
+
+    let mut report = Vec::new();
+    client.batch_execute(NOTIFY_SQL).await?;
+    report.push("schema rowhook ready: outbox table and trigger functions (sql/notify.sql)".into());
+    for table in &tables {
+        for trigger in &CAPTURE_TRIGGERS {
+            let state = trigger_state(client, table, trigger).await?;
+            let create = format!(
+                "CREATE TRIGGER {} {} ON {} {} EXECUTE FUNCTION {}",
+                trigger.name,
+                trigger.timing,
+                table.quoted(),
+                trigger.level,
+                trigger.function
+            );
+            match state {
+                TriggerState::Ready => {
+                    report.push(format!(
+                        "trigger {} on {table} already present",
+                        trigger.name
+                    ));
+                }
+                TriggerState::Missing => {
+                    client.batch_execute(&create).await?;
+                    report.push(format!("created trigger {} on {table}", trigger.name));
+                }
+                TriggerState::Different | TriggerState::Disabled => {
+                    let transaction = format!(
+                        "BEGIN; DROP TRIGGER {} ON {}; {create}; COMMIT",
+                        trigger.name,
+                        table.quoted()
+                    );
+                    client.batch_execute(&transaction).await?;
+                    report.push(format!("recreated trigger {} on {table}", trigger.name));
+                }
+            }
+        }
+    }
+    Ok(report)
+}

@@ -1,0 +1,433 @@
+//! The capture stage for notify mode: LISTEN first, then drain `rowhook.outbox` in id
+//! order, and drain again on every wake-up, every reconnect and on a slow timer (a
+//! notification sent while the connection was being replaced is gone). Drained rows are
+//! deleted only once the next stage says their events are durable.
+//!
+//! Outbox ids are taken when a row is written, not when its transaction commits, so a
+//! long transaction can commit rows with ids below some already drained. A drain pass
+//! therefore walks up from the lowest id, and a new pass starts only after the previous
+//! pass's rows are deleted: whatever is left in the table then is exactly what has not
+//! been handed on, late commits included.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+use tokio_postgres::{Client, Row, Statement};
+use tracing::{debug, info, warn};
+
+use super::outbox::{OutboxRow, OutboxRowError};
+use crate::change::{Lsn, TableName};
+use crate::shutdown::Shutdown;
+use crate::source::database::{self, DatabaseError, describe};
+use crate::source::database_url::DatabaseUrl;
+use crate::source::stage::{CaptureState, CaptureStatus, Captured};
+
+/// The NOTIFY channel the trigger signals.
+pub const CHANNEL: &str = "rowhook";
+const BATCH_ROWS: i64 = 1_000;
+const POLL_INTERVAL: Duration = Duration::from_secs(5);
+const FIRST_BACKOFF: Duration = Duration::from_secs(1);
+const LAST_BACKOFF: Duration = Duration::from_secs(30);
+/// How long shutdown waits for the last batches to be made durable before leaving their
+/// rows for the next start (which drains them again, harmlessly: same event ids).
+const FINAL_ACKNOWLEDGEMENT_WAIT: Duration = Duration::from_secs(30);
+
+const FETCH: &str = "SELECT id, transaction_id::text, wal_position::text,
+        (extract(epoch FROM changed_at) * 1000000)::int8,
+        table_schema, table_name, action, item, old_item, columns
+    FROM rowhook.outbox WHERE id > $1 ORDER BY id LIMIT $2";
+const DELETE: &str = "DELETE FROM rowhook.outbox WHERE id = ANY($1)";
+
+#[derive(Debug, thiserror::Error)]
+pub enum NotifyError {
+    #[error(transparent)]
+    Connect(#[from] DatabaseError),
+    #[error("the outbox rowhook.outbox does not exist; run `rowhook setup` first")]
+    OutboxMissing,
+    #[error("{doing} failed: {message}")]
+    Query {
+        doing: &'static str,
+        message: String,
+        #[source]
+        source: tokio_postgres::Error,
+    },
+    #[error("the database connection closed")]
+    Closed,
+    #[error("outbox row {id}: unreadable {column} {value:?}")]
+    Unreadable {
+        id: i64,
+        column: &'static str,
+        value: String,
+    },
+    #[error(transparent)]
+    Row(#[from] OutboxRowError),
+}
+
+impl NotifyError {
+    /// Whether trying again later may succeed (the server down or restarting) rather than
+    /// needing an operator (credentials, a missing outbox, a missing privilege).
+    pub fn is_transient(&self) -> bool {
+        let server_code = |error: &tokio_postgres::Error| {
+            error
+                .as_db_error()
+                .map(|server| server.code().code().to_string())
+        };
+        match self {
+            NotifyError::Connect(DatabaseError::Connect { source, .. }) => {
+                !matches!(server_code(source), Some(code) if code.starts_with("28") || code.starts_with("3D"))
+            }
+            NotifyError::Connect(DatabaseError::Tls(_)) => false,
+            NotifyError::Query { source, .. } => {
+                !matches!(server_code(source), Some(code) if code.starts_with("42"))
+            }
+            NotifyError::Closed => true,
+            NotifyError::OutboxMissing | NotifyError::Unreadable { .. } | NotifyError::Row(_) => {
+                false
+            }
+        }
+    }
+}
+
+pub struct NotifySource {
+    pub url: DatabaseUrl,
+    /// Where to publish how capture is doing, if anyone asks.
+    pub status: Option<watch::Sender<CaptureStatus>>,
+    /// `false` for `rowhook tail`: read new rows as they come, delete nothing.
+    pub delete_drained: bool,
+}
+
+/// A batch handed on whose rows wait for its acknowledgement to be deleted.
+struct Drained {
+    batch: Lsn,
+    ids: Vec<i64>,
+    wal_position: Lsn,
+}
+
+struct Progress {
+    pending: VecDeque<Drained>,
+    next_batch: u64,
+    /// Peeking (`tail`) never deletes, so it never walks back: the id it has read up to.
+    peek_cursor: Option<i64>,
+}
+
+impl NotifySource {
+    /// Captures until shutdown or until the next stage goes away. Transient failures
+    /// reconnect with backoff; anything an operator must fix ends the stage with its error.
+    pub async fn run(
+        self,
+        output: mpsc::Sender<Captured>,
+        mut acknowledgements: watch::Receiver<Lsn>,
+        mut shutdown: Shutdown,
+    ) -> Result<(), NotifyError> {
+        let mut progress = Progress {
+            pending: VecDeque::new(),
+            next_batch: 1,
+            peek_cursor: None,
+        };
+        let mut backoff = FIRST_BACKOFF;
+        let mut last_client = None;
+        let outcome = loop {
+            let session = self
+                .session(
+                    &output,
+                    &mut acknowledgements,
+                    &mut shutdown,
+                    &mut progress,
+                    &mut backoff,
+                )
+                .await;
+            match session {
+                Ok(client) => {
+                    last_client = Some(client);
+                    break Ok(());
+                }
+                Err(error) if !error.is_transient() => break Err(error),
+                Err(error) => {
+                    self.publish(|status| {
+                        status.state = CaptureState::Retrying;
+                        status.last_error = Some(error.to_string());
+                    });
+                    warn!(%error, retry_in = ?backoff, "outbox unavailable; retrying");
+                    tokio::select! {
+                        _ = shutdown.requested() => break Ok(()),
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(LAST_BACKOFF);
+                }
+            }
+        };
+        // Closing the channel lets the next stage make the rest durable and acknowledge it.
+        drop(output);
+        if let Some(client) = last_client {
+            self.finish(&client, acknowledgements, &mut progress).await;
+        }
+        self.publish(|status| {
+            status.state = CaptureState::Stopped;
+            if let Err(error) = &outcome {
+                status.last_error = Some(error.to_string());
+            }
+        });
+        outcome
+    }
+
+    /// One connection's life. Returns the client when asked to stop, so the last
+    /// acknowledged rows can still be deleted.
+    async fn session(
+        &self,
+        output: &mpsc::Sender<Captured>,
+        acknowledgements: &mut watch::Receiver<Lsn>,
+        shutdown: &mut Shutdown,
+        progress: &mut Progress,
+        backoff: &mut Duration,
+    ) -> Result<Client, NotifyError> {
+        let (client, mut notifications) = database::connect_listening(&self.url).await?;
+        // LISTEN before the first drain: a change committed in between is then either in
+        // that drain or announced by a notification.
+        client
+            .batch_execute(&format!("LISTEN {CHANNEL}"))
+            .await
+            .map_err(query_error("LISTEN"))?;
+        let fetch = client
+            .prepare(FETCH)
+            .await
+            .map_err(query_error("reading the outbox"))?;
+        let delete = client
+            .prepare(DELETE)
+            .await
+            .map_err(query_error("deleting from the outbox"))?;
+        if !self.delete_drained && progress.peek_cursor.is_none() {
+            let newest: Option<i64> = client
+                .query_one("SELECT max(id) FROM rowhook.outbox", &[])
+                .await
+                .map_err(query_error("reading the outbox"))?
+                .get(0);
+            progress.peek_cursor = Some(newest.unwrap_or(0));
+        }
+        self.publish(|status| {
+            status.state = CaptureState::Streaming;
+            status.last_error = None;
+        });
+        info!("listening on channel {CHANNEL}, draining rowhook.outbox");
+        *backoff = FIRST_BACKOFF;
+        let mut wake = true;
+        let mut cursor = 0_i64;
+        loop {
+            let acknowledged = *acknowledgements.borrow();
+            self.delete_acknowledged(&client, &delete, acknowledged, progress)
+                .await?;
+            while let Ok(_notification) = notifications.try_recv() {
+                wake = true;
+            }
+            if shutdown.is_requested() {
+                return Ok(client);
+            }
+            // Peeking never deletes, so nothing is left behind to wait for.
+            let start_pass = wake && (self.peeking() || progress.pending.is_empty());
+            if cursor > 0 || start_pass {
+                wake = false;
+                let from = progress.peek_cursor.unwrap_or(cursor);
+                let rows = client
+                    .query(&fetch, &[&from, &BATCH_ROWS])
+                    .await
+                    .map_err(query_error("reading the outbox"))?;
+                match self.hand_on(&rows, output, progress).await? {
+                    Some(last_id) if self.peeking() => {
+                        progress.peek_cursor = Some(last_id);
+                        wake = true;
+                        continue;
+                    }
+                    Some(last_id) => {
+                        cursor = last_id;
+                        continue;
+                    }
+                    None if output.is_closed() => return Ok(client),
+                    // The pass is over; the next starts from the lowest id again.
+                    None => cursor = 0,
+                }
+            }
+            tokio::select! {
+                _ = shutdown.requested() => return Ok(client),
+                notification = notifications.recv() => match notification {
+                    Some(_) => wake = true,
+                    None => return Err(NotifyError::Closed),
+                },
+                changed = acknowledgements.changed() => {
+                    if changed.is_err() {
+                        // The next stage is gone: nothing more will be acknowledged.
+                        return Ok(client);
+                    }
+                }
+                _ = tokio::time::sleep(POLL_INTERVAL) => wake = true,
+            }
+        }
+    }
+
+    fn peeking(&self) -> bool {
+        !self.delete_drained
+    }
+
+    /// Hands the rows on as one batch; the last id, or `None` when there were none (or
+    /// the next stage is gone).
+    async fn hand_on(
+        &self,
+        rows: &[Row],
+        output: &mpsc::Sender<Captured>,
+        progress: &mut Progress,
+    ) -> Result<Option<i64>, NotifyError> {
+        let mut ids = Vec::with_capacity(rows.len());
+        let mut wal_position = Lsn(0);
+        for row in rows {
+            let outbox_row = read_row(row)?;
+            ids.push(outbox_row.id);
+            wal_position = outbox_row.wal_position;
+            let change = outbox_row.to_change()?;
+            if output
+                .send(Captured::Change(Box::new(change)))
+                .await
+                .is_err()
+            {
+                return Ok(None);
+            }
+        }
+        let Some(&last_id) = ids.last() else {
+            return Ok(None);
+        };
+        let batch = Lsn(progress.next_batch);
+        progress.next_batch += 1;
+        if output
+            .send(Captured::Commit { end_lsn: batch })
+            .await
+            .is_err()
+        {
+            return Ok(None);
+        }
+        debug!(rows = ids.len(), last_id, "outbox batch handed on");
+        self.publish(|status| status.server_sent = wal_position);
+        if self.delete_drained {
+            progress.pending.push_back(Drained {
+                batch,
+                ids,
+                wal_position,
+            });
+        }
+        Ok(Some(last_id))
+    }
+
+    /// Deletes the rows of every batch acknowledged so far, in one statement.
+    async fn delete_acknowledged(
+        &self,
+        client: &Client,
+        delete: &Statement,
+        acknowledged: Lsn,
+        progress: &mut Progress,
+    ) -> Result<(), NotifyError> {
+        let done = progress
+            .pending
+            .iter()
+            .take_while(|drained| drained.batch <= acknowledged)
+            .count();
+        if done == 0 {
+            return Ok(());
+        }
+        let ids: Vec<i64> = progress
+            .pending
+            .iter()
+            .take(done)
+            .flat_map(|drained| drained.ids.iter().copied())
+            .collect();
+        client
+            .execute(delete, &[&ids])
+            .await
+            .map_err(query_error("deleting from the outbox"))?;
+        // Only now: if the delete failed, the batches stay pending and are deleted later.
+        let confirmed = progress
+            .pending
+            .drain(..done)
+            .next_back()
+            .map(|drained| drained.wal_position);
+        if let Some(confirmed) = confirmed {
+            self.publish(|status| status.confirmed = confirmed);
+        }
+        Ok(())
+    }
+
+    /// After the channel closed: waits for the next stage to acknowledge what it got,
+    /// then deletes those rows.
+    async fn finish(
+        &self,
+        client: &Client,
+        mut acknowledgements: watch::Receiver<Lsn>,
+        progress: &mut Progress,
+    ) {
+        let Some(last) = progress.pending.back().map(|drained| drained.batch) else {
+            return;
+        };
+        let deadline = tokio::time::sleep(FINAL_ACKNOWLEDGEMENT_WAIT);
+        tokio::pin!(deadline);
+        while *acknowledgements.borrow() < last {
+            tokio::select! {
+                changed = acknowledgements.changed() => if changed.is_err() { break },
+                _ = &mut deadline => break,
+            }
+        }
+        let acknowledged = *acknowledgements.borrow();
+        let Ok(delete) = client.prepare(DELETE).await else {
+            return;
+        };
+        if let Err(error) = self
+            .delete_acknowledged(client, &delete, acknowledged, progress)
+            .await
+        {
+            warn!(%error, "could not delete the last drained outbox rows; the next start drains them again");
+        }
+    }
+
+    fn publish(&self, update: impl FnOnce(&mut CaptureStatus)) {
+        if let Some(status) = &self.status {
+            status.send_modify(update);
+        }
+    }
+}
+
+fn query_error(doing: &'static str) -> impl Fn(tokio_postgres::Error) -> NotifyError {
+    move |source| {
+        if source
+            .as_db_error()
+            .is_some_and(|server| server.code().code() == "42P01")
+        {
+            return NotifyError::OutboxMissing;
+        }
+        NotifyError::Query {
+            doing,
+            message: describe(&source),
+            source,
+        }
+    }
+}
+
+fn read_row(row: &Row) -> Result<OutboxRow, NotifyError> {
+    let id: i64 = row.get(0);
+    let unreadable = |column: &'static str, value: &str| NotifyError::Unreadable {
+        id,
+        column,
+        value: value.to_string(),
+    };
+    let transaction_id: String = row.get(1);
+    let wal_position: String = row.get(2);
+    Ok(OutboxRow {
+        id,
+        transaction_id: transaction_id
+            .parse()
+            .map_err(|_| unreadable("transaction_id", &transaction_id))?,
+        wal_position: wal_position
+            .parse()
+            .map_err(|_| unreadable("wal_position", &wal_position))?,
+        changed_at_micros: row.get(3),
+        table: TableName::new(row.get::<_, String>(4), row.get::<_, String>(5)),
+        action: row.get(6),
+        item: row.get(7),
+        old_item: row.get(8),
+        columns: row.get(9),
+    })
+}

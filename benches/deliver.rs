@@ -1,8 +1,9 @@
-//! End-to-end benchmark: PostgreSQL → `rowhook run` (release build) → a local receiver.
-//! Prints end-to-end events per second for 100,000 changes with `retry = ["0s"]`,
-//! commit-to-receipt latency at a steady 1,000 changes per second, rowhook's peak RSS,
-//! and `pg_recvlogical`'s rate on the same WAL as the reference. Run it with
-//! `scripts/bench.sh deliver`, which starts a throwaway cluster.
+//! End-to-end benchmark: PostgreSQL → `rowhook run` (release build) → a local receiver,
+//! in both capture modes side by side. Prints, per mode: the time to write 100,000
+//! changes (the trigger's cost in notify mode), end-to-end events per second for that
+//! backlog with `retry = ["0s"]`, commit-to-receipt latency at a steady 1,000 changes per
+//! second, rowhook's peak RSS; and `pg_recvlogical`'s rate on the replication WAL as the
+//! reference. Run it with `scripts/bench.sh deliver`, which starts a throwaway cluster.
 
 #[path = "../tests/support/receiver.rs"]
 #[allow(dead_code)]
@@ -120,22 +121,85 @@ async fn wait_for_requests(receiver: &Receiver, count: usize, limit: Duration) -
     }
 }
 
+/// What one mode measured.
+struct Figures {
+    write_rate: f64,
+    throughput: f64,
+    reference_rate: Option<f64>,
+    p50: f64,
+    p99: f64,
+    peak_mib: f64,
+}
+
 #[tokio::main]
 async fn main() {
+    let replication = measure("replication").await;
+    let notify = measure("notify").await;
+    let reference = replication
+        .reference_rate
+        .expect("the replication run measures the reference");
+    println!();
+    println!("delivery benchmark (release build, 2 cores shared with PostgreSQL and the receiver)");
+    println!("| measure                                          | replication |      notify |");
+    println!("|--------------------------------------------------|-------------|-------------|");
+    let row = |name: &str, replication: f64, notify: f64, precision: usize| {
+        println!("| {name:<48} | {replication:>11.precision$} | {notify:>11.precision$} |");
+    };
+    row(
+        "rows/s written by INSERT … SELECT (trigger cost)",
+        replication.write_rate,
+        notify.write_rate,
+        0,
+    );
+    row(
+        &format!("end-to-end events/s, {BACKLOG} changes backlog"),
+        replication.throughput,
+        notify.throughput,
+        0,
+    );
+    row(
+        "  / pg_recvlogical rows/s on the same WAL",
+        replication.throughput / reference,
+        notify.throughput / reference,
+        2,
+    );
+    row(
+        &format!("commit-to-receipt p50 at {STEADY_RATE}/s (ms)"),
+        replication.p50,
+        notify.p50,
+        1,
+    );
+    row(
+        &format!("commit-to-receipt p99 at {STEADY_RATE}/s (ms)"),
+        replication.p99,
+        notify.p99,
+        1,
+    );
+    row(
+        "rowhook peak RSS (MiB)",
+        replication.peak_mib,
+        notify.peak_mib,
+        1,
+    );
+    println!("pg_recvlogical reference: {reference:.0} rows/s");
+}
+
+async fn measure(mode: &str) -> Figures {
     let server = environment("ROWHOOK_TEST_DATABASE_URL");
     let bindir = environment("ROWHOOK_TEST_PG_BINDIR");
     let admin = connect(&server).await;
+    let database = format!("bench_deliver_{mode}");
     for statement in [
-        "DROP DATABASE IF EXISTS bench_deliver",
-        "CREATE DATABASE bench_deliver",
+        format!("DROP DATABASE IF EXISTS {database}"),
+        format!("CREATE DATABASE {database}"),
     ] {
         admin
-            .batch_execute(statement)
+            .batch_execute(&statement)
             .await
             .expect("create database");
     }
     let (base, _) = server.rsplit_once('/').expect("database in URL");
-    let url = format!("{base}/bench_deliver");
+    let url = format!("{base}/{database}");
     let client = connect(&url).await;
     // The test cluster defaults to synchronous_commit = off, which lets the walsender
     // see a commit only when the WAL writer flushes (up to 200 ms later); measure
@@ -154,14 +218,15 @@ async fn main() {
     let receiver = Receiver::start().await;
     // Under the cluster's directory, so the script's cleanup finds anything left behind.
     let directory = std::path::PathBuf::from(environment("ROWHOOK_TEST_TMPDIR"))
-        .join(format!("rowhook-bench-{}", std::process::id()));
+        .join(format!("rowhook-bench-{}-{mode}", std::process::id()));
     std::fs::create_dir_all(&directory).expect("bench directory");
     let config = directory.join("rowhook.toml");
     std::fs::write(
         &config,
         format!(
-            "[source]\nurl = \"{url}\"\n\n[store]\npath = \"{}\"\n\n[delivery]\nretry = [\"0s\"]\n\n\
-             [models.order]\ntable = \"orders\"\n\n[[webhooks]]\nname = \"bench\"\nmodel = \"order\"\nurl = \"{}\"\n",
+            "[source]\nurl = \"{url}\"\nmode = \"{mode}\"\n\n[store]\npath = \"{}\"\n\n\
+             [delivery]\nretry = [\"0s\"]\n\n[models.order]\ntable = \"orders\"\n\n\
+             [[webhooks]]\nname = \"bench\"\nmodel = \"order\"\nurl = \"{}\"\n",
             directory.join("store").display(),
             receiver.url("/orders"),
         ),
@@ -178,12 +243,16 @@ async fn main() {
         "{}",
         String::from_utf8_lossy(&setup.stderr)
     );
-    client
-        .batch_execute("SELECT pg_create_logical_replication_slot('reference', 'pgoutput')")
-        .await
-        .expect("reference slot");
+    let replication = mode == "replication";
+    if replication {
+        client
+            .batch_execute("SELECT pg_create_logical_replication_slot('reference', 'pgoutput')")
+            .await
+            .expect("reference slot");
+    }
 
     // Throughput: a backlog of changes made while rowhook is stopped, then caught up.
+    let writing = Instant::now();
     for first in (1..=BACKLOG).step_by(10_000) {
         client
             .batch_execute(&format!(
@@ -194,35 +263,12 @@ async fn main() {
             .await
             .expect("insert backlog");
     }
-    let end: String = client
-        .query_one("SELECT pg_current_wal_lsn()::text", &[])
-        .await
-        .expect("wal position")
-        .get(0);
-    let reference_started = Instant::now();
-    let status = Command::new(format!("{bindir}/pg_recvlogical"))
-        .args([
-            "-d",
-            &url,
-            "--slot",
-            "reference",
-            "--start",
-            "--no-loop",
-            "-f",
-            "/dev/null",
-        ])
-        .args([
-            "--endpos",
-            &end,
-            "-o",
-            "proto_version=1",
-            "-o",
-            &format!("publication_names={}", "rowhook"),
-        ])
-        .status()
-        .expect("pg_recvlogical");
-    assert!(status.success());
-    let reference_rate = BACKLOG as f64 / reference_started.elapsed().as_secs_f64();
+    let write_rate = BACKLOG as f64 / writing.elapsed().as_secs_f64();
+    let reference_rate = if replication {
+        Some(pg_recvlogical_rate(&client, &bindir, &url).await)
+    } else {
+        None
+    };
 
     let started = Instant::now();
     let rowhook = start_rowhook(&config);
@@ -259,30 +305,37 @@ async fn main() {
         |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
     let peak = peak_rss_kib(rowhook.0.id());
     stop(rowhook);
-
-    println!();
-    println!(
-        "delivery benchmark (replication mode, release build, 2 cores shared with PostgreSQL and the receiver)"
-    );
-    println!("| measure                                              | value        |");
-    println!("|------------------------------------------------------|--------------|");
-    println!("| end-to-end events/s, {BACKLOG} changes, retry [\"0s\"]     | {throughput:>12.0} |");
-    println!("| pg_recvlogical rows/s on the same WAL (reference)    | {reference_rate:>12.0} |");
-    println!(
-        "| rowhook / pg_recvlogical                             | {:>12.2} |",
-        throughput / reference_rate
-    );
-    println!(
-        "| commit-to-receipt p50 at {STEADY_RATE}/s (ms)                | {:>12.1} |",
-        percentile(0.50)
-    );
-    println!(
-        "| commit-to-receipt p99 at {STEADY_RATE}/s (ms)                | {:>12.1} |",
-        percentile(0.99)
-    );
-    println!(
-        "| rowhook peak RSS (MiB)                               | {:>12.1} |",
-        peak as f64 / 1024.0
-    );
+    receiver.stop();
     let _ = std::fs::remove_dir_all(&directory);
+    Figures {
+        write_rate,
+        throughput,
+        reference_rate,
+        p50: percentile(0.50),
+        p99: percentile(0.99),
+        peak_mib: peak as f64 / 1024.0,
+    }
+}
+
+/// `pg_recvlogical` reading the backlog's WAL from a slot of its own: the reference.
+async fn pg_recvlogical_rate(client: &Client, bindir: &str, url: &str) -> f64 {
+    let end: String = client
+        .query_one("SELECT pg_current_wal_lsn()::text", &[])
+        .await
+        .expect("wal position")
+        .get(0);
+    let started = Instant::now();
+    let status = Command::new(format!("{bindir}/pg_recvlogical"))
+        .args(["-d", url, "--slot", "reference", "--start", "--no-loop"])
+        .args(["-f", "/dev/null", "--endpos", &end])
+        .args(["-o", "proto_version=1", "-o", "publication_names=rowhook"])
+        .status()
+        .expect("pg_recvlogical");
+    assert!(status.success());
+    let rate = BACKLOG as f64 / started.elapsed().as_secs_f64();
+    client
+        .batch_execute("SELECT pg_drop_replication_slot('reference')")
+        .await
+        .expect("drop the reference slot");
+    rate
 }

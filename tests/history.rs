@@ -2,6 +2,7 @@
 //! metrics) and the `events` and `send-test` commands, with `rowhook run` running and
 //! without it, against a real PostgreSQL and a real receiver.
 
+#[macro_use]
 mod support;
 
 use std::collections::BTreeSet;
@@ -9,7 +10,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use support::receiver::{Receiver, Reply};
-use support::{Service, TestDatabase, rowhook, text};
+use support::{Mode, Service, TestDatabase, rowhook, text};
 
 const TOKEN: &str = "admin-token-123";
 const WAIT: Duration = Duration::from_secs(30);
@@ -55,8 +56,12 @@ fn free_port() -> u16 {
     listener.local_addr().unwrap().port()
 }
 
-async fn prepared(receiver: &Receiver, port: u16) -> (TestDatabase, std::path::PathBuf) {
-    let database = TestDatabase::create().await;
+async fn prepared(
+    mode: Mode,
+    receiver: &Receiver,
+    port: u16,
+) -> (TestDatabase, std::path::PathBuf) {
+    let database = TestDatabase::create_in(mode).await;
     database
         .execute("CREATE TABLE orders (id integer PRIMARY KEY, status text)")
         .await;
@@ -87,8 +92,7 @@ fn json_output(config: &std::path::Path, arguments: &[&str]) -> Value {
     serde_json::from_slice(&output.stdout).unwrap_or_else(|error| panic!("{arguments:?}: {error}"))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn admins_read_and_fix_the_history() {
+async fn admins_read_and_fix_the_history(mode: Mode) {
     let receiver = Receiver::start().await;
     receiver.respond_with(|request| {
         if request.target == "/broken" {
@@ -98,7 +102,7 @@ async fn admins_read_and_fix_the_history() {
         }
     });
     let port = free_port();
-    let (database, config) = prepared(&receiver, port).await;
+    let (database, config) = prepared(mode, &receiver, port).await;
     let service = Service::start(&database, &config).await;
     let admin = Admin {
         base: format!("http://127.0.0.1:{port}"),
@@ -358,7 +362,7 @@ async fn admins_read_and_fix_the_history() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn send_test_renders_a_sample_and_sends_it_once() {
     let receiver = Receiver::start().await;
-    let (database, config) = prepared(&receiver, free_port()).await;
+    let (database, config) = prepared(Mode::Replication, &receiver, free_port()).await;
     database
         .execute("INSERT INTO orders VALUES (7, 'paid'), (3, 'new')")
         .await;
@@ -389,3 +393,8 @@ async fn send_test_renders_a_sample_and_sends_it_once() {
     let unknown = rowhook(&config, &["send-test", "nobody"]);
     assert_eq!(unknown.status.code(), Some(2));
 }
+
+in_both_modes!(
+    admins_read_and_fix_the_history,
+    tokio::test(flavor = "multi_thread", worker_threads = 2)
+);

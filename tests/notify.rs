@@ -325,3 +325,47 @@ async fn setup_check_and_tail_in_notify_mode() {
     let left = outbox_rows(&database).await;
     assert_eq!(left, 3, "tail deletes nothing");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn works_without_logical_replication_and_survives_a_restart() {
+    let cluster = support::PrivateCluster::start("wal_level = replica");
+    let mut database = TestDatabase::create_on(&cluster.url()).await;
+    database.mode = Mode::Notify;
+    database
+        .execute("CREATE TABLE orders (id integer PRIMARY KEY)")
+        .await;
+    let receiver = Receiver::start().await;
+    let config = database.write_config(&format!(
+        "[delivery]\nretry = [\"0s\"]\n\n[models.order]\ntable = \"orders\"\n\n\
+         [[webhooks]]\nname = \"orders\"\nmodel = \"order\"\nurl = \"{}\"\n",
+        receiver.url("/orders")
+    ));
+    let setup = rowhook(&config, &["setup"]);
+    assert!(setup.status.success(), "{}", text(&setup.stderr));
+    let check = rowhook(&config, &["check"]);
+    assert!(check.status.success(), "{}", text(&check.stdout));
+
+    let service = Service::start(&database, &config).await;
+    database
+        .execute("INSERT INTO orders SELECT generate_series(1, 100)")
+        .await;
+    receiver.wait_for(100, WAIT).await;
+    cluster.stop();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    cluster.start_again();
+    let client = support::connect(&database.url).await;
+    client
+        .batch_execute("INSERT INTO orders SELECT generate_series(101, 200)")
+        .await
+        .expect("insert after the restart");
+    receiver.wait_for(200, WAIT).await;
+    let log = service.log_text();
+    service.stop();
+    assert!(log.contains("outbox unavailable; retrying"), "{log}");
+    let rows: BTreeSet<i64> = receiver
+        .requests()
+        .iter()
+        .map(|request| request.json()["item"]["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(rows, (1..=200).collect());
+}

@@ -16,10 +16,11 @@ use tokio::sync::{mpsc, watch};
 use tokio_postgres::{Client, Row, Statement};
 use tracing::{debug, info, warn};
 
-use super::outbox::{OutboxRow, OutboxRowError};
+use super::error::{NotifyError, query_error};
+use super::outbox::OutboxRow;
 use crate::change::{Lsn, TableName};
 use crate::shutdown::Shutdown;
-use crate::source::database::{self, DatabaseError, describe};
+use crate::source::database;
 use crate::source::database_url::DatabaseUrl;
 use crate::source::stage::{CaptureState, CaptureStatus, Captured};
 
@@ -38,56 +39,6 @@ const FETCH: &str = "SELECT id, transaction_id::text, wal_position::text,
         table_schema, table_name, action, item, old_item, columns
     FROM rowhook.outbox WHERE id > $1 ORDER BY id LIMIT $2";
 const DELETE: &str = "DELETE FROM rowhook.outbox WHERE id = ANY($1)";
-
-#[derive(Debug, thiserror::Error)]
-pub enum NotifyError {
-    #[error(transparent)]
-    Connect(#[from] DatabaseError),
-    #[error("the outbox rowhook.outbox does not exist; run `rowhook setup` first")]
-    OutboxMissing,
-    #[error("{doing} failed: {message}")]
-    Query {
-        doing: &'static str,
-        message: String,
-        #[source]
-        source: tokio_postgres::Error,
-    },
-    #[error("the database connection closed")]
-    Closed,
-    #[error("outbox row {id}: unreadable {column} {value:?}")]
-    Unreadable {
-        id: i64,
-        column: &'static str,
-        value: String,
-    },
-    #[error(transparent)]
-    Row(#[from] OutboxRowError),
-}
-
-impl NotifyError {
-    /// Whether trying again later may succeed (the server down or restarting) rather than
-    /// needing an operator (credentials, a missing outbox, a missing privilege).
-    pub fn is_transient(&self) -> bool {
-        let server_code = |error: &tokio_postgres::Error| {
-            error
-                .as_db_error()
-                .map(|server| server.code().code().to_string())
-        };
-        match self {
-            NotifyError::Connect(DatabaseError::Connect { source, .. }) => {
-                !matches!(server_code(source), Some(code) if code.starts_with("28") || code.starts_with("3D"))
-            }
-            NotifyError::Connect(DatabaseError::Tls(_)) => false,
-            NotifyError::Query { source, .. } => {
-                !matches!(server_code(source), Some(code) if code.starts_with("42"))
-            }
-            NotifyError::Closed => true,
-            NotifyError::OutboxMissing | NotifyError::Unreadable { .. } | NotifyError::Row(_) => {
-                false
-            }
-        }
-    }
-}
 
 pub struct NotifySource {
     pub url: DatabaseUrl,
@@ -386,22 +337,6 @@ impl NotifySource {
     fn publish(&self, update: impl FnOnce(&mut CaptureStatus)) {
         if let Some(status) = &self.status {
             status.send_modify(update);
-        }
-    }
-}
-
-fn query_error(doing: &'static str) -> impl Fn(tokio_postgres::Error) -> NotifyError {
-    move |source| {
-        if source
-            .as_db_error()
-            .is_some_and(|server| server.code().code() == "42P01")
-        {
-            return NotifyError::OutboxMissing;
-        }
-        NotifyError::Query {
-            doing,
-            message: describe(&source),
-            source,
         }
     }
 }

@@ -10,6 +10,18 @@ use super::reader::{Reader, key_path};
 /// The keys of `[delivery]`, which every webhook may set for itself too.
 pub(super) const KEYS: [&str; 4] = ["timeout", "retry", "event_id_header", "concurrency"];
 
+/// Headers the event id cannot take over: HTTP's own, and those rowhook or the format
+/// already set on every request.
+const RESERVED_HEADERS: [&str; 7] = [
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "host",
+    "user-agent",
+    "content-type",
+    "authorization",
+];
+
 fn defaults() -> DeliveryConfig {
     DeliveryConfig {
         timeout: Duration::from_secs(3),
@@ -56,8 +68,14 @@ pub(super) fn read_overrides(
         }
     }
     if let Some(header) = reader.string(table, path, "event_id_header") {
-        if is_header_name(&header.text) {
-            delivery.event_id_header = header.text.to_ascii_lowercase();
+        let lower_name = header.text.to_ascii_lowercase();
+        if RESERVED_HEADERS.contains(&lower_name.as_str()) {
+            reader.error(
+                key_path(path, "event_id_header"),
+                format!("{lower_name:?} already means something else in every request; pick another header name"),
+            );
+        } else if is_header_name(&header.text) {
+            delivery.event_id_header = lower_name;
         } else {
             reader.error(
                 key_path(path, "event_id_header"),

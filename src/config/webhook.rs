@@ -79,6 +79,15 @@ fn read_webhook(
     let delivery = delivery::read_overrides(reader, table, path, global_delivery);
     let secret = read_secret(reader, table, path);
     let (headers, secret_headers) = read_headers(reader, table, path, &delivery, secret.is_some());
+    if secret.is_some() && SIGNATURE_HEADERS[1..].contains(&delivery.event_id_header.as_str()) {
+        reader.error(
+            key_path(path, "event_id_header"),
+            format!(
+                "{:?} carries the Standard Webhooks signature of this signed webhook; pick another header name",
+                delivery.event_id_header
+            ),
+        );
+    }
 
     let when = reader.string(table, path, "when").map(|when| when.text);
     if when.as_deref() == Some("") {
@@ -346,6 +355,11 @@ fn read_headers(
             reader.error(&header_path, "set by the HTTP client; leave it out");
         } else if lower_name == delivery.event_id_header {
             reader.error(&header_path, "set by rowhook: it carries the event id");
+        } else if lower_name == "user-agent" {
+            reader.error(
+                &header_path,
+                "set by rowhook: every request says rowhook/<version>",
+            );
         } else if signed && SIGNATURE_HEADERS.contains(&lower_name.as_str()) {
             reader.error(&header_path, "set by rowhook: the webhook has a secret");
         }

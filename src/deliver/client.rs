@@ -83,7 +83,7 @@ pub fn outgoing_headers(
         .map(|secret| signature::sign(secret, options.event_id, timestamp, body))
         .transpose()?;
 
-    let mut owned = vec![options.event_id_header];
+    let mut owned = vec![options.event_id_header, "user-agent"];
     if signature.is_some() {
         owned.extend([WEBHOOK_ID, WEBHOOK_TIMESTAMP, WEBHOOK_SIGNATURE]);
     }
@@ -94,12 +94,7 @@ pub fn outgoing_headers(
         .cloned()
         .collect();
 
-    if !headers
-        .iter()
-        .any(|(name, _)| name.eq_ignore_ascii_case("user-agent"))
-    {
-        headers.push(("user-agent".to_owned(), USER_AGENT.to_owned()));
-    }
+    headers.push(("user-agent".to_owned(), USER_AGENT.to_owned()));
     headers.push((
         options.event_id_header.to_owned(),
         options.event_id.to_owned(),

@@ -499,7 +499,7 @@ fn headers_with_secret_and_custom_event_header_carry_both_ids() {
 }
 
 #[test]
-fn owned_headers_replace_stored_ones_and_user_agent_is_kept() {
+fn owned_headers_replace_stored_ones_user_agent_included() {
     let mut request = post("http://example.com/", "{}");
     request.headers.extend([
         ("User-Agent".to_owned(), "warehouse-client".to_owned()),
@@ -516,8 +516,14 @@ fn owned_headers_replace_stored_ones_and_user_agent_is_kept() {
     assert_eq!(count("webhook-id"), 1);
     assert_eq!(count("webhook-signature"), 1);
     assert_eq!(count("user-agent"), 1);
-    assert!(headers.contains(&("User-Agent".to_owned(), "warehouse-client".to_owned())));
-    assert!(!headers.iter().any(|(_, value)| value.contains("forged")));
+    // CONTRACT §3: every request says rowhook/<version> (config refuses the header; a
+    // stored request from an older version still cannot override it).
+    assert!(headers.contains(&("user-agent".to_owned(), USER_AGENT.to_owned())));
+    assert!(
+        !headers
+            .iter()
+            .any(|(_, value)| value.contains("forged") || value == "warehouse-client")
+    );
 }
 
 #[test]

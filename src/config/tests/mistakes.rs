@@ -329,6 +329,27 @@ fn header_rules() {
 }
 
 #[test]
+fn rowhook_owns_user_agent_and_the_event_id_takes_no_reserved_header() {
+    assert_eq!(
+        error(&with_webhook("headers = { User-Agent = \"mine\" }")),
+        "config/rowhook.toml: webhooks[0].headers.User-Agent: \
+         set by rowhook: every request says rowhook/<version>"
+    );
+    assert_eq!(
+        error(&with_webhook("event_id_header = \"Content-Type\"")),
+        "config/rowhook.toml: webhooks[0].event_id_header: \"content-type\" already means \
+         something else in every request; pick another header name"
+    );
+    assert_eq!(
+        error(&with_webhook(
+            "secret = \"${SIGNING_SECRET}\"\nevent_id_header = \"webhook-signature\""
+        )),
+        "config/rowhook.toml: webhooks[0].event_id_header: \"webhook-signature\" carries the \
+         Standard Webhooks signature of this signed webhook; pick another header name"
+    );
+}
+
+#[test]
 fn one_mistake_gives_one_message() {
     assert_eq!(
         error(&with_webhook("format = \"text\"\nbody = \"${BODY}\"")),

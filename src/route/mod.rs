@@ -19,6 +19,7 @@
 
 mod compile;
 mod context;
+mod date_filter;
 mod diagnostic;
 mod path;
 mod request;

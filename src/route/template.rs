@@ -11,6 +11,7 @@ use liquid_core::{
 };
 use serde_json::Value as Json;
 
+use super::date_filter::DateFilterParser;
 use super::diagnostic::{self, Wrapper};
 
 /// Whether `text` holds Liquid markup. Text without it is sent as written, with no parse
@@ -19,10 +20,12 @@ pub(super) fn has_markup(text: &str) -> bool {
     text.contains("{{") || text.contains("{%")
 }
 
-/// The parser every template is compiled with: Liquid's standard library plus `json`.
+/// The parser every template is compiled with: Liquid's standard library plus `json`,
+/// and a `date` that also reads RFC 3339 (replacing the standard one).
 pub(super) fn parser() -> Result<Parser, liquid::Error> {
     ParserBuilder::with_stdlib()
         .filter(JsonFilterParser)
+        .filter(DateFilterParser)
         .build()
 }
 

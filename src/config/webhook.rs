@@ -285,6 +285,14 @@ fn check_body_rules(
             key_path(path, "fields"),
             "format \"text\" takes a body, not fields",
         ),
+        Format::Text if !has_body && !method.sends_body() => reader.error(
+            key_path(path, "format"),
+            format!(
+                "method {} sends no body, so format \"text\" has nothing to send: use \
+                 fields (they become the query string) with format \"json\" or \"form\"",
+                method.as_str()
+            ),
+        ),
         Format::Text if !has_body => {
             reader.error(key_path(path, "format"), "format \"text\" needs a body")
         }

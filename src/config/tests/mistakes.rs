@@ -350,6 +350,16 @@ fn rowhook_owns_user_agent_and_the_event_id_takes_no_reserved_header() {
 }
 
 #[test]
+fn a_get_in_text_format_is_told_where_its_data_goes() {
+    assert_eq!(
+        error(&with_webhook("method = \"GET\"\nformat = \"text\"")),
+        "config/rowhook.toml: webhooks[0].format: method GET sends no body, so format \"text\" \
+         has nothing to send: use fields (they become the query string) with format \"json\" \
+         or \"form\""
+    );
+}
+
+#[test]
 fn one_mistake_gives_one_message() {
     assert_eq!(
         error(&with_webhook("format = \"text\"\nbody = \"${BODY}\"")),

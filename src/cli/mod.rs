@@ -2,6 +2,7 @@
 
 pub mod check;
 pub mod events;
+pub mod receive;
 pub mod run;
 pub mod send_test;
 pub mod setup;
@@ -61,9 +62,8 @@ pub fn database_url(config: &Config) -> Result<DatabaseUrl, Failure> {
     })
 }
 
-/// Logs go to stderr; quiet by default for commands whose stdout is their product.
-pub fn init_logging(quiet: bool) {
-    let default = if quiet { "warn" } else { "info" };
+/// Logs go to stderr at level `default` unless `ROWHOOK_LOG` says otherwise.
+pub fn init_logging(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("ROWHOOK_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     tracing_subscriber::fmt()

@@ -17,7 +17,7 @@ use rowhook::store::records::Status;
     about = "Turns row changes in PostgreSQL into HTTP webhooks"
 )]
 struct Arguments {
-    /// The configuration file (`receive` needs none).
+    /// The configuration file (`receive` and `demo` need none).
     #[arg(
         long,
         global = true,
@@ -72,6 +72,14 @@ enum Command {
         #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u16).range(100..=599))]
         status: u16,
     },
+    /// rowhook end to end on a throwaway PostgreSQL: a shop schema, the service, a
+    /// receiver, a few changes, the deliveries and the attempt log.
+    Demo {
+        /// Use this PostgreSQL server instead of starting one: the demo creates a database
+        /// of its own there and drops it afterwards (the server needs wal_level = logical).
+        #[arg(long)]
+        database_url: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -114,8 +122,10 @@ enum EventsCommand {
 
 fn main() -> ExitCode {
     let arguments = Arguments::parse();
-    // Commands whose stdout is their product log only warnings.
+    // Commands whose stdout is their product log only warnings; the demo only errors,
+    // because it tells the story of expected failures (a retried attempt) itself.
     cli::init_logging(match arguments.command {
+        Command::Demo { .. } => "error",
         Command::Tail
         | Command::Events { .. }
         | Command::SendTest { .. }
@@ -183,6 +193,7 @@ fn main() -> ExitCode {
                 secret,
                 status,
             } => cli::receive::run(listen, secret, status).await,
+            Command::Demo { database_url } => cli::demo::run(database_url.as_deref()).await,
         }
     });
     match result {

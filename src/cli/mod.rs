@@ -1,6 +1,7 @@
 //! One module per subcommand that is more than a few lines.
 
 pub mod check;
+pub mod demo;
 pub mod events;
 pub mod receive;
 pub mod run;
@@ -37,6 +38,14 @@ impl Failure {
                 eprintln!("error: {error:#}");
                 ExitCode::from(1)
             }
+        }
+    }
+
+    /// The failure as one line, for reporting it among others.
+    pub fn text(&self) -> String {
+        match self {
+            Failure::Configuration(lines) => lines.join("; "),
+            Failure::Runtime(error) => format!("{error:#}"),
         }
     }
 }

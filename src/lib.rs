@@ -20,6 +20,8 @@
 //!   sign them and record every attempt.
 //! - [`envelope`]: the JSON event envelope.
 //! - [`shutdown`]: the signal every stage's run loop selects on.
+//! - [`receive`]: a local receiver for trying webhooks (`rowhook receive`, `rowhook demo`):
+//!   prints requests and verifies their signatures. Not part of the data flow.
 
 pub mod admin;
 pub mod change;
@@ -28,6 +30,7 @@ pub mod deliver;
 pub mod envelope;
 pub mod ingest;
 pub mod metrics;
+pub mod receive;
 pub mod route;
 pub mod shutdown;
 pub mod source;

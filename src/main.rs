@@ -3,6 +3,7 @@
 
 mod cli;
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -16,7 +17,7 @@ use rowhook::store::records::Status;
     about = "Turns row changes in PostgreSQL into HTTP webhooks"
 )]
 struct Arguments {
-    /// The configuration file.
+    /// The configuration file (`receive` and `demo` need none).
     #[arg(
         long,
         global = true,
@@ -58,6 +59,26 @@ enum Command {
         /// The row to use as `item`, a JSON object; default: the newest row of the table.
         #[arg(long)]
         item: Option<String>,
+    },
+    /// A local receiver for trying webhooks: prints every request, verifies signatures.
+    Receive {
+        /// The address to listen on.
+        #[arg(long, default_value = "127.0.0.1:9000")]
+        listen: SocketAddr,
+        /// Verify Standard Webhooks signatures with this secret (whsec_…).
+        #[arg(long)]
+        secret: Option<String>,
+        /// The HTTP status every request is answered with.
+        #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u16).range(100..=599))]
+        status: u16,
+    },
+    /// rowhook end to end on a throwaway PostgreSQL: a shop schema, the service, a
+    /// receiver, a few changes, the deliveries and the attempt log.
+    Demo {
+        /// Use this PostgreSQL server instead of starting one: the demo creates a database
+        /// of its own there and drops it afterwards (the server needs wal_level = logical).
+        #[arg(long)]
+        database_url: Option<String>,
     },
 }
 
@@ -101,11 +122,16 @@ enum EventsCommand {
 
 fn main() -> ExitCode {
     let arguments = Arguments::parse();
-    // Commands whose stdout is their product log only warnings.
-    cli::init_logging(matches!(
-        arguments.command,
-        Command::Tail | Command::Events { .. } | Command::SendTest { .. }
-    ));
+    // Commands whose stdout is their product log only warnings; the demo only errors,
+    // because it tells the story of expected failures (a retried attempt) itself.
+    cli::init_logging(match arguments.command {
+        Command::Demo { .. } => "error",
+        Command::Tail
+        | Command::Events { .. }
+        | Command::SendTest { .. }
+        | Command::Receive { .. } => "warn",
+        Command::Check { .. } | Command::Setup { .. } | Command::Run => "info",
+    });
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(error) => {
@@ -162,6 +188,12 @@ fn main() -> ExitCode {
             Command::SendTest { webhook, item } => {
                 cli::send_test::run(&arguments.config, &webhook, item.as_deref()).await
             }
+            Command::Receive {
+                listen,
+                secret,
+                status,
+            } => cli::receive::run(listen, secret, status).await,
+            Command::Demo { database_url } => cli::demo::run(database_url.as_deref()).await,
         }
     });
     match result {

@@ -460,7 +460,12 @@ pub fn detail_text(detail: &Value) -> String {
         if matches!(detail.get(key), None | Some(Value::Null)) && key != "last_status_code" {
             continue;
         }
-        let _ = writeln!(text, "{label:<13}{}", field(detail, key));
+        let value = match detail.get(key) {
+            // In the detail, `attempts` is the list of attempts (shown below), not a count.
+            Some(Value::Array(attempts)) => attempts.len().to_string(),
+            _ => field(detail, key),
+        };
+        let _ = writeln!(text, "{label:<13}{value}");
     }
 
     let request = detail.get("request").unwrap_or(&Value::Null);
@@ -584,6 +589,7 @@ mod tests {
         });
         let text = detail_text(&detail);
         assert!(text.contains("event        evt_1\n"), "{text}");
+        assert!(text.contains("attempts     1\n"), "{text}");
         assert!(!text.contains("next attempt"), "{text}");
         assert!(text.contains("  POST https://example.com/hook\n"), "{text}");
         assert!(text.contains("  authorization: ••••\n"), "{text}");

@@ -1,7 +1,9 @@
 //! One module per subcommand that is more than a few lines.
 
 pub mod check;
+pub mod demo;
 pub mod events;
+pub mod receive;
 pub mod run;
 pub mod send_test;
 pub mod setup;
@@ -38,6 +40,14 @@ impl Failure {
             }
         }
     }
+
+    /// The failure as one line, for reporting it among others.
+    pub fn text(&self) -> String {
+        match self {
+            Failure::Configuration(lines) => lines.join("; "),
+            Failure::Runtime(error) => format!("{error:#}"),
+        }
+    }
 }
 
 impl From<anyhow::Error> for Failure {
@@ -61,9 +71,8 @@ pub fn database_url(config: &Config) -> Result<DatabaseUrl, Failure> {
     })
 }
 
-/// Logs go to stderr; quiet by default for commands whose stdout is their product.
-pub fn init_logging(quiet: bool) {
-    let default = if quiet { "warn" } else { "info" };
+/// Logs go to stderr at level `default` unless `ROWHOOK_LOG` says otherwise.
+pub fn init_logging(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("ROWHOOK_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     // Colours only for a person at a terminal: a log file, journald or `docker logs`

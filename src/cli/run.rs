@@ -13,7 +13,8 @@ use rowhook::deliver::client::DeliveryClient;
 use rowhook::deliver::{Dispatcher, now_ms};
 use rowhook::ingest::Ingest;
 use rowhook::metrics::Metrics;
-use rowhook::shutdown::Shutdown;
+use rowhook::route::Router;
+use rowhook::shutdown::{Shutdown, ShutdownTrigger};
 use rowhook::source::notify::NotifySource;
 use rowhook::source::replication::{ReplicationSource, SlotKind};
 use rowhook::source::stage::{CaptureStatus, acknowledgement_channel};
@@ -29,13 +30,26 @@ const PRUNE_INTERVAL: Duration = Duration::from_secs(60);
 pub async fn run(path: &Path) -> Result<(), Failure> {
     let config = load_config(path)?;
     let router = router(&config)?;
-    let url = database_url(&config)?;
     let store = Arc::new(Store::open(&config.store.path).map_err(anyhow::Error::from)?);
+    let (trigger, shutdown) = shutdown_on_signals();
+    serve(&config, router, store, trigger, shutdown).await
+}
+
+/// The service on an open store until `shutdown` fires. When capture ends by itself (a
+/// failure at start), it pulls `trigger` so that the other stages stop too. `rowhook run`
+/// wires both to SIGINT and SIGTERM; `rowhook demo` triggers them itself.
+pub async fn serve(
+    config: &Config,
+    router: Router,
+    store: Arc<Store>,
+    trigger: ShutdownTrigger,
+    shutdown: Shutdown,
+) -> Result<(), Failure> {
+    let url = database_url(config)?;
     let client = Arc::new(DeliveryClient::new().map_err(anyhow::Error::from)?);
     // Where replication resumes if the slot is further behind; notify mode's outbox
     // keeps its own place (rows are deleted once durable).
     let start = store.checkpoint().map_err(anyhow::Error::from)?;
-    let (trigger, shutdown) = shutdown_on_signals();
 
     let metrics = Arc::new(Metrics::default());
     let (status_sender, capture_status) = watch::channel(CaptureStatus::default());
@@ -47,11 +61,11 @@ pub async fn run(path: &Path) -> Result<(), Failure> {
             None => None,
         };
 
-    let (dispatcher, waker) = Dispatcher::new(&config, store.clone(), client, metrics.clone());
+    let (dispatcher, waker) = Dispatcher::new(config, store.clone(), client, metrics.clone());
     let (acknowledger, acknowledgements) = acknowledgement_channel();
     let (sender, receiver) = mpsc::channel(4096);
     let ingest = Ingest::new(
-        &config,
+        config,
         router,
         store.clone(),
         acknowledger,

@@ -60,6 +60,11 @@ pub fn verify(
         })
 }
 
+/// Whether `secret` can sign and verify: `whsec_` (optional) and a non-empty base64 key.
+pub fn check_secret(secret: &str) -> Result<(), SignatureError> {
+    decode_secret(secret).map(|_| ())
+}
+
 fn decode_secret(secret: &str) -> Result<Vec<u8>, SignatureError> {
     // The prefix is optional so that a raw base64 key also works, as the official
     // libraries accept it.
@@ -176,6 +181,8 @@ mod tests {
             sign("whsec_", ID, TIMESTAMP, BODY),
             Err(SignatureError::EmptySecret)
         ));
+        assert!(check_secret("whsec_not*base64").is_err());
+        assert!(check_secret(SECRET).is_ok());
         assert!(!verify(
             "whsec_not*base64",
             ID,

@@ -1,11 +1,13 @@
 -- rowhook notify mode: capture through a trigger-fed outbox, for databases without
 -- logical replication. `rowhook setup` runs this file (it is built into the binary) and
--- then attaches two triggers to every model's table:
+-- then attaches three triggers to every model's table:
 --
 --   CREATE TRIGGER rowhook_columns BEFORE INSERT OR UPDATE OR DELETE ON <table>
 --       FOR EACH STATEMENT EXECUTE FUNCTION rowhook.remember_columns();
 --   CREATE TRIGGER rowhook_capture AFTER INSERT OR UPDATE OR DELETE ON <table>
---       FOR EACH ROW EXECUTE FUNCTION rowhook.capture();
+--       FOR EACH ROW EXECUTE FUNCTION rowhook.capture('<schema>', '<table>');
+--   CREATE TRIGGER rowhook_columns_done AFTER INSERT OR UPDATE OR DELETE ON <table>
+--       FOR EACH STATEMENT EXECUTE FUNCTION rowhook.remember_columns();
 --
 -- Running it again changes nothing that exists (idempotent). To remove notify mode:
 -- drop the triggers, then `DROP SCHEMA rowhook CASCADE`.
@@ -38,6 +40,14 @@ CREATE TABLE IF NOT EXISTS rowhook.outbox (
     columns text NOT NULL
 );
 
+-- Outbox rows rowhook could not read (which should never happen), moved here with the
+-- reason instead of stopping capture for every other row; `rowhook check` reports them.
+CREATE TABLE IF NOT EXISTS rowhook.rejected (
+    LIKE rowhook.outbox,
+    rejected_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    reason text NOT NULL
+);
+
 -- A table's columns in order, each as `type_oid:name`, in a text[] literal:
 -- {23:id,25:status,"1184:paid at"}. The types are the declared ones, as logical
 -- replication describes them.
@@ -51,16 +61,23 @@ AS $function$
 $function$;
 
 -- Looking the columns up costs more than writing the row, so it happens once per
--- statement: this trigger keeps them in a transaction-local setting that the row
--- trigger reads. (SECURITY DEFINER so the application's roles need no rights on schema
--- rowhook; the setting outlives the call because it is not one of the SET clauses.)
+-- statement: BEFORE the statement this keeps them in a transaction-local setting that
+-- the row trigger reads, AFTER it the setting is cleared again, so that a row trigger
+-- firing for a statement on another table (an inheritance child, a partition) never
+-- reads a list left over from before an ALTER TABLE, but looks its columns up itself.
+-- (SECURITY DEFINER so the application's roles need no rights on schema rowhook; the
+-- setting outlives the call because it is not one of the SET clauses.)
 CREATE OR REPLACE FUNCTION rowhook.remember_columns() RETURNS trigger
 LANGUAGE plpgsql
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $function$
 BEGIN
-    PERFORM set_config('rowhook.columns_' || TG_RELID::text, rowhook.columns_of(TG_RELID), true);
+    IF TG_WHEN = 'BEFORE' THEN
+        PERFORM set_config('rowhook.columns_' || TG_RELID::text, rowhook.columns_of(TG_RELID), true);
+    ELSE
+        PERFORM set_config('rowhook.columns_' || TG_RELID::text, '', true);
+    END IF;
     RETURN NULL;
 END
 $function$;
@@ -68,7 +85,9 @@ $function$;
 -- The trigger function. SECURITY DEFINER: the application's roles need no rights on the
 -- outbox. The SET clauses pin the output formats of dates, times, intervals, floats and
 -- bytea for the call only (the application's session keeps its own settings), matching
--- what rowhook's replication connection asks for.
+-- what rowhook's replication connection asks for. Its two arguments name the model
+-- table: a partition's copy of the trigger keeps them, so rows written to a partition
+-- are recorded under the table the model names.
 CREATE OR REPLACE FUNCTION rowhook.capture() RETURNS trigger
 LANGUAGE plpgsql
 SECURITY DEFINER
@@ -81,21 +100,56 @@ SET bytea_output = 'hex'
 AS $function$
 DECLARE
     -- Set by rowhook_columns for this statement; looked up here when that trigger did not
-    -- run for this table (a row routed into a partition, say).
+    -- run for this table (a row routed into a partition, say). The columns are this
+    -- table's own: a partition may order them differently from its parent.
     -- (An unset placeholder reads as '' once the session has seen it, hence nullif.)
     names text := coalesce(
         nullif(current_setting('rowhook.columns_' || TG_RELID::text, true), ''),
         rowhook.columns_of(TG_RELID));
+    model_schema text := coalesce(TG_ARGV[0], TG_TABLE_SCHEMA);
+    model_table text := coalesce(TG_ARGV[1], TG_TABLE_NAME);
+    model oid;
+    model_names text;
+    reordering text;
+    new_text text;
+    old_text text;
 BEGIN
+    IF TG_OP <> 'DELETE' THEN
+        new_text := NEW::text;
+    END IF;
+    IF TG_OP <> 'INSERT' THEN
+        old_text := OLD::text;
+    END IF;
+    IF TG_TABLE_SCHEMA <> model_schema OR TG_TABLE_NAME <> model_table THEN
+        -- A partition's row. Written in the model table's column order (as logical
+        -- replication publishes it through the root) when the partition orders its
+        -- columns differently, which only a partition attached after the fact can.
+        model := format('%I.%I', model_schema, model_table)::regclass::oid;
+        model_names := rowhook.columns_of(model);
+        IF model_names <> names THEN
+            SELECT 'SELECT ROW(' || string_agg(format('($1).%I', attname), ', ' ORDER BY attnum)
+                   || ')::text'
+            INTO reordering
+            FROM pg_attribute
+            WHERE attrelid = model AND attnum > 0 AND NOT attisdropped;
+            IF new_text IS NOT NULL THEN
+                EXECUTE reordering INTO new_text USING NEW;
+            END IF;
+            IF old_text IS NOT NULL THEN
+                EXECUTE reordering INTO old_text USING OLD;
+            END IF;
+            names := model_names;
+        END IF;
+    END IF;
     IF TG_OP = 'INSERT' THEN
         INSERT INTO rowhook.outbox (table_schema, table_name, action, item, columns)
-        VALUES (TG_TABLE_SCHEMA, TG_TABLE_NAME, 'create', NEW::text, names);
+        VALUES (model_schema, model_table, 'create', new_text, names);
     ELSIF TG_OP = 'UPDATE' THEN
         INSERT INTO rowhook.outbox (table_schema, table_name, action, item, old_item, columns)
-        VALUES (TG_TABLE_SCHEMA, TG_TABLE_NAME, 'update', NEW::text, OLD::text, names);
+        VALUES (model_schema, model_table, 'update', new_text, old_text, names);
     ELSE
         INSERT INTO rowhook.outbox (table_schema, table_name, action, item, columns)
-        VALUES (TG_TABLE_SCHEMA, TG_TABLE_NAME, 'delete', OLD::text, names);
+        VALUES (model_schema, model_table, 'delete', old_text, names);
     END IF;
     -- Only a wake-up: payloads are capped at 8000 bytes and lost when nobody listens, so
     -- the data lives in the outbox. Identical notifications in a transaction fold into one.

@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 use tracing::warn;
@@ -22,8 +22,12 @@ use crate::source::stage::{Acknowledger, Captured};
 use crate::store::records::{EventRecord, Schedule, Status, StoredRequest};
 use crate::store::{Store, StoreError};
 
-/// Flush at least this often under a steady stream of commits.
+/// Under a steady stream, flush (and so acknowledge) at least every this many commits,
+/// changes or this much time, whichever comes first: notify mode hands on batches of up
+/// to 1,000 rows as one commit, and its outbox is cleaned only as far as acknowledged.
 const MAX_COMMITS_PER_FLUSH: usize = 2_000;
+const MAX_CHANGES_PER_FLUSH: usize = 10_000;
+const MAX_FLUSH_INTERVAL: Duration = Duration::from_millis(250);
 
 pub struct Ingest {
     router: Router,
@@ -63,20 +67,31 @@ impl Ingest {
     pub async fn run(self, mut input: mpsc::Receiver<Captured>) -> Result<(), StoreError> {
         let mut last_commit: Option<Lsn> = None;
         let mut commits = 0usize;
+        let mut changes = 0usize;
+        let mut last_flush = Instant::now();
         let mut touched = BTreeSet::new();
         // `recv` takes part in tokio's cooperative scheduling, so a long backlog does not
         // starve delivery of the runtime's threads.
         while let Some(item) = input.recv().await {
             match item {
-                Captured::Change(change) => self.store_events(&change, &mut touched)?,
+                Captured::Change(change) => {
+                    self.store_events(&change, &mut touched)?;
+                    changes += 1;
+                }
                 Captured::Commit { end_lsn } => {
                     last_commit = Some(end_lsn);
                     commits += 1;
                 }
             }
-            if last_commit.is_some() && (input.is_empty() || commits >= MAX_COMMITS_PER_FLUSH) {
+            let due = input.is_empty()
+                || commits >= MAX_COMMITS_PER_FLUSH
+                || changes >= MAX_CHANGES_PER_FLUSH
+                || last_flush.elapsed() >= MAX_FLUSH_INTERVAL;
+            if last_commit.is_some() && due {
                 self.make_durable(&mut last_commit, &mut commits, &mut touched)
                     .await?;
+                changes = 0;
+                last_flush = Instant::now();
             }
         }
         self.make_durable(&mut last_commit, &mut commits, &mut touched)

@@ -286,7 +286,13 @@ async fn setup_check_and_tail_in_notify_mode() {
 
     let first = rowhook(&config, &["setup"]);
     assert!(first.status.success(), "{}", text(&first.stderr));
-    assert!(text(&first.stdout).contains("created trigger rowhook_capture on public.orders"));
+    for trigger in ["rowhook_columns", "rowhook_capture", "rowhook_columns_done"] {
+        assert!(
+            text(&first.stdout).contains(&format!("created trigger {trigger} on public.orders")),
+            "{}",
+            text(&first.stdout)
+        );
+    }
     let again = rowhook(&config, &["setup"]);
     assert!(again.status.success(), "{}", text(&again.stderr));
     assert!(
@@ -368,4 +374,143 @@ async fn works_without_logical_replication_and_survives_a_restart() {
         .map(|request| request.json()["item"]["id"].as_i64().unwrap())
         .collect();
     assert_eq!(rows, (1..=200).collect());
+}
+
+fn one_webhook(receiver: &Receiver, models: &str) -> String {
+    format!(
+        "[delivery]\nretry = [\"0s\"]\n\n{models}\n\
+         [[webhooks]]\nname = \"all\"\nmodel = \"order\"\nurl = \"{}\"\n",
+        receiver.url("/orders")
+    )
+}
+
+async fn partitions_and_inheritance_children_arrive_under_their_model(mode: Mode) {
+    let receiver = Receiver::start().await;
+    let database = TestDatabase::create_in(mode).await;
+    database
+        .execute(
+            "CREATE TABLE orders (id integer, region text, total numeric) PARTITION BY LIST (region);
+             CREATE TABLE orders_eu PARTITION OF orders FOR VALUES IN ('eu');
+             -- A partition whose columns are ordered unlike its parent's.
+             CREATE TABLE orders_us (total numeric, region text, id integer);
+             ALTER TABLE orders ATTACH PARTITION orders_us FOR VALUES IN ('us');
+             CREATE TABLE people (id integer);
+             CREATE TABLE customers () INHERITS (people);",
+        )
+        .await;
+    let config = database.write_config(&format!(
+        "{}\n[[webhooks]]\nname = \"customers\"\nmodel = \"customer\"\nurl = \"{}\"\n",
+        one_webhook(
+            &receiver,
+            "[models.order]\ntable = \"orders\"\n\n[models.customer]\ntable = \"customers\"\n"
+        ),
+        receiver.url("/customers")
+    ));
+    // Neither table has a key; replication mode needs whole old rows to publish updates.
+    let setup = rowhook(&config, &["setup", "--replica-identity-full"]);
+    assert!(setup.status.success(), "{}", text(&setup.stderr));
+    let service = Service::start(&database, &config).await;
+    database
+        .execute(
+            "INSERT INTO orders VALUES (1, 'eu', 9.50), (2, 'us', 1.25);
+             BEGIN;
+             INSERT INTO customers VALUES (1);
+             ALTER TABLE customers ADD COLUMN extra integer DEFAULT 7;
+             UPDATE people SET id = id + 1;
+             COMMIT;",
+        )
+        .await;
+    let requests = receiver.wait_for(4, WAIT).await;
+    service.stop();
+    let mut seen: Vec<String> = requests
+        .iter()
+        .map(|request| {
+            let body = request.json();
+            format!("{} {} {}", body["type"], body["table"], body["item"])
+        })
+        .collect();
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            r#""customer.created" "public.customers" {"id":1}"#,
+            r#""customer.updated" "public.customers" {"id":2,"extra":7}"#,
+            r#""order.created" "public.orders" {"id":1,"region":"eu","total":"9.50"}"#,
+            // In the model table's column order, whatever the partition's.
+            r#""order.created" "public.orders" {"id":2,"region":"us","total":"1.25"}"#,
+        ]
+    );
+}
+
+in_both_modes!(
+    partitions_and_inheritance_children_arrive_under_their_model,
+    tokio::test(flavor = "multi_thread", worker_threads = 2)
+);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreadable_row_is_set_aside_and_a_second_drainer_waits() {
+    let receiver = Receiver::start().await;
+    let database = TestDatabase::create_in(Mode::Notify).await;
+    database
+        .execute("CREATE TABLE orders (id integer PRIMARY KEY)")
+        .await;
+    let config = database.write_config(&one_webhook(
+        &receiver,
+        "[models.order]\ntable = \"orders\"\n",
+    ));
+    let setup = rowhook(&config, &["setup"]);
+    assert!(setup.status.success(), "{}", text(&setup.stderr));
+    database
+        .execute(
+            "INSERT INTO orders VALUES (1);
+             INSERT INTO rowhook.outbox (table_schema, table_name, action, item, columns)
+                 VALUES ('public', 'orders', 'create', '(2', '{23:id}');
+             INSERT INTO orders VALUES (3);",
+        )
+        .await;
+    let service = Service::start(&database, &config).await;
+    // The same database, another store: a second service must not drain too.
+    let second_config = database.directory.join("second.toml");
+    let second_store = database.directory.join("second-store");
+    std::fs::write(
+        &second_config,
+        std::fs::read_to_string(&config).unwrap().replace(
+            &database.directory.join("store").display().to_string(),
+            &second_store.display().to_string(),
+        ),
+    )
+    .unwrap();
+    let second = Service::spawn(&database, &second_config);
+    support::eventually("the second service to wait", WAIT, || {
+        let waiting = second.log_text().contains("another rowhook is draining");
+        async move { waiting }
+    })
+    .await;
+    database.execute("INSERT INTO orders VALUES (4)").await;
+    let requests = receiver.wait_for(3, WAIT).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let log = service.log_text();
+    service.stop();
+    second.stop();
+    let mut rows: Vec<i64> = requests
+        .iter()
+        .map(|request| request.json()["item"]["id"].as_i64().unwrap())
+        .collect();
+    rows.sort();
+    assert_eq!(rows, [1, 3, 4], "each once, the unreadable one set aside");
+    assert_eq!(receiver.requests().len(), 3);
+    assert!(log.contains("moved to rowhook.rejected"), "{log}");
+    let rejected = database
+        .client
+        .query_one("SELECT item, reason FROM rowhook.rejected", &[])
+        .await
+        .unwrap();
+    assert_eq!(rejected.get::<_, String>(0), "(2");
+    assert!(rejected.get::<_, String>(1).contains("unreadable row"));
+    let check = rowhook(&config, &["check"]);
+    assert!(
+        text(&check.stdout).contains("1 outbox row(s) could not be read"),
+        "{}",
+        text(&check.stdout)
+    );
 }

@@ -20,6 +20,8 @@ pub enum ReplicaIdentity {
 pub struct TableInfo {
     pub replica_identity: ReplicaIdentity,
     pub has_primary_key: bool,
+    /// A partitioned table: its rows live in partitions.
+    pub partitioned: bool,
 }
 
 impl TableInfo {
@@ -40,7 +42,7 @@ pub async fn table_info(
 ) -> Result<Option<TableInfo>, tokio_postgres::Error> {
     let row = client
         .query_opt(
-            "SELECT c.relreplident::text AS identity,
+            "SELECT c.relreplident::text AS identity, c.relkind = 'p' AS partitioned,
                     EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary)
                         AS has_primary_key
              FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -58,6 +60,7 @@ pub async fn table_info(
                 _ => ReplicaIdentity::Default,
             },
             has_primary_key: row.get("has_primary_key"),
+            partitioned: row.get("partitioned"),
         }
     }))
 }

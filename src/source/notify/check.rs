@@ -65,13 +65,34 @@ async fn check_catalog(
             }
             _ => findings.push(Finding::error(
                 "the role may not read and delete rows of rowhook.outbox: connect as the \
-                 role that ran `rowhook setup`, or GRANT SELECT, DELETE ON rowhook.outbox",
+                 role that ran `rowhook setup`, or GRANT USAGE ON SCHEMA rowhook and \
+                 GRANT SELECT, DELETE ON rowhook.outbox, INSERT ON rowhook.rejected",
             )),
         }
     } else {
         findings.push(Finding::error(
             "the outbox rowhook.outbox does not exist: run `rowhook setup`",
         ));
+    }
+    let rejected_exists: bool = client
+        .query_one("SELECT to_regclass('rowhook.rejected') IS NOT NULL", &[])
+        .await?
+        .get(0);
+    if !rejected_exists {
+        findings.push(Finding::error(
+            "the table rowhook.rejected does not exist: run `rowhook setup`",
+        ));
+    } else if let Ok(row) = client
+        .query_one("SELECT count(*) FROM rowhook.rejected", &[])
+        .await
+    {
+        let rejected: i64 = row.get(0);
+        if rejected > 0 {
+            findings.push(Finding::warning(format!(
+                "{rejected} outbox row(s) could not be read and were set aside in \
+                 rowhook.rejected (see its reason column)"
+            )));
+        }
     }
     for function in FUNCTIONS {
         let exists: bool = client

@@ -18,6 +18,11 @@ pub enum NotifyError {
     },
     #[error("the database connection closed")]
     Closed,
+    #[error(
+        "another rowhook is draining rowhook.outbox of this database (it holds the drainer's \
+         advisory lock); waiting for it to stop"
+    )]
+    Busy,
     #[error("outbox row {id}: unreadable {column} {value:?}")]
     Unreadable {
         id: i64,
@@ -45,7 +50,7 @@ impl NotifyError {
             NotifyError::Query { source, .. } => {
                 !matches!(server_code(source), Some(code) if code.starts_with("42"))
             }
-            NotifyError::Closed => true,
+            NotifyError::Closed | NotifyError::Busy => true,
             NotifyError::OutboxMissing | NotifyError::Unreadable { .. } | NotifyError::Row(_) => {
                 false
             }

@@ -4,6 +4,7 @@
 pub mod check;
 mod error;
 pub mod outbox;
+mod queries;
 pub mod record;
 pub mod setup;
 pub mod stream;

@@ -38,17 +38,21 @@ pub struct CaptureTrigger {
     /// What goes between `CREATE TRIGGER name` and `ON table`.
     pub timing: &'static str,
     pub level: &'static str,
+    /// The function's signature, as `to_regprocedure` reads it.
     pub function: &'static str,
+    /// Whether the function is called with the model table's schema and name.
+    pub names_the_table: bool,
     /// `pg_trigger.tgtype`: row (1), before (2), insert (4), delete (8), update (16).
     pub type_bits: i16,
 }
 
-pub const CAPTURE_TRIGGERS: [CaptureTrigger; 2] = [
+pub const CAPTURE_TRIGGERS: [CaptureTrigger; 3] = [
     CaptureTrigger {
         name: "rowhook_columns",
         timing: "BEFORE INSERT OR UPDATE OR DELETE",
         level: "FOR EACH STATEMENT",
         function: "rowhook.remember_columns()",
+        names_the_table: false,
         type_bits: 2 | 4 | 8 | 16,
     },
     CaptureTrigger {
@@ -56,15 +60,59 @@ pub const CAPTURE_TRIGGERS: [CaptureTrigger; 2] = [
         timing: "AFTER INSERT OR UPDATE OR DELETE",
         level: "FOR EACH ROW",
         function: "rowhook.capture()",
+        names_the_table: true,
         type_bits: 1 | 4 | 8 | 16,
     },
+    CaptureTrigger {
+        name: "rowhook_columns_done",
+        timing: "AFTER INSERT OR UPDATE OR DELETE",
+        level: "FOR EACH STATEMENT",
+        function: "rowhook.remember_columns()",
+        names_the_table: false,
+        type_bits: 4 | 8 | 16,
+    },
 ];
+
+impl CaptureTrigger {
+    /// The arguments as `pg_trigger.tgargs` holds them: each followed by a NUL byte.
+    fn stored_arguments(&self, table: &TableName) -> Vec<u8> {
+        if !self.names_the_table {
+            return Vec::new();
+        }
+        [table.schema.as_bytes(), b"\0", table.name.as_bytes(), b"\0"].concat()
+    }
+
+    fn create_statement(&self, table: &TableName) -> String {
+        let function = self.function.trim_end_matches("()");
+        let arguments = if self.names_the_table {
+            format!(
+                "{}, {}",
+                quote_literal(&table.schema),
+                quote_literal(&table.name)
+            )
+        } else {
+            String::new()
+        };
+        format!(
+            "CREATE TRIGGER {} {} ON {} {} EXECUTE FUNCTION {function}({arguments})",
+            self.name,
+            self.timing,
+            table.quoted(),
+            self.level
+        )
+    }
+}
+
+fn quote_literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
 
 /// How a capture trigger stands on a table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TriggerState {
     Missing,
-    /// Present, but firing at other times or calling another function.
+    /// Present, but firing at other times, calling another function or naming another
+    /// table.
     Different,
     /// Present but disabled (or firing only in replica sessions), so nothing is captured.
     Disabled,
@@ -78,12 +126,19 @@ pub async fn trigger_state(
 ) -> Result<TriggerState, tokio_postgres::Error> {
     let row = client
         .query_opt(
-            "SELECT t.tgtype, t.tgenabled::text, t.tgfoid::regprocedure::text
+            "SELECT t.tgtype, t.tgenabled::text,
+                    t.tgfoid = to_regprocedure($4) AND t.tgargs = $5 AS same_call
              FROM pg_trigger t
              JOIN pg_class c ON c.oid = t.tgrelid
              JOIN pg_namespace n ON n.oid = c.relnamespace
              WHERE n.nspname = $1 AND c.relname = $2 AND t.tgname = $3",
-            &[&table.schema, &table.name, &trigger.name],
+            &[
+                &table.schema,
+                &table.name,
+                &trigger.name,
+                &trigger.function,
+                &trigger.stored_arguments(table),
+            ],
         )
         .await?;
     Ok(match row {
@@ -91,8 +146,8 @@ pub async fn trigger_state(
         Some(row) => {
             let type_bits: i16 = row.get(0);
             let enabled: String = row.get(1);
-            let function: String = row.get(2);
-            if type_bits != trigger.type_bits || function != trigger.function {
+            let same_call: Option<bool> = row.get(2);
+            if type_bits != trigger.type_bits || same_call != Some(true) {
                 TriggerState::Different
             } else if enabled == "D" || enabled == "R" {
                 TriggerState::Disabled
@@ -137,14 +192,7 @@ pub async fn setup(client: &Client, config: &Config) -> Result<Vec<String>, Setu
     for table in &tables {
         for trigger in &CAPTURE_TRIGGERS {
             let state = trigger_state(client, table, trigger).await?;
-            let create = format!(
-                "CREATE TRIGGER {} {} ON {} {} EXECUTE FUNCTION {}",
-                trigger.name,
-                trigger.timing,
-                table.quoted(),
-                trigger.level,
-                trigger.function
-            );
+            let create = trigger.create_statement(table);
             match state {
                 TriggerState::Ready => {
                     report.push(format!(

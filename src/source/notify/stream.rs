@@ -7,18 +7,22 @@
 //! long transaction can commit rows with ids below some already drained. A drain pass
 //! therefore walks up from the lowest id, and a new pass starts only after the previous
 //! pass's rows are deleted: whatever is left in the table then is exactly what has not
-//! been handed on, late commits included.
+//! been handed on, late commits included. A pass ends after `BATCHES_PER_PASS` batches,
+//! so under a lasting backlog such a late row waits for a few batches, not the backlog.
+//!
+//! One drainer per outbox: the session holds an advisory lock, and a second `rowhook run`
+//! on the same database waits (retrying) instead of delivering everything twice.
 
 use std::collections::VecDeque;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 use tokio_postgres::{Client, Row, Statement};
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 use super::error::{NotifyError, query_error};
-use super::outbox::OutboxRow;
-use crate::change::{Lsn, TableName};
+use super::queries::{DELETE, FETCH, REJECT, read_row};
+use crate::change::Lsn;
 use crate::shutdown::Shutdown;
 use crate::source::database;
 use crate::source::database_url::DatabaseUrl;
@@ -27,18 +31,18 @@ use crate::source::stage::{CaptureState, CaptureStatus, Captured};
 /// The NOTIFY channel the trigger signals.
 pub const CHANNEL: &str = "rowhook";
 const BATCH_ROWS: i64 = 1_000;
+/// A batch also stops at about this many bytes of row text (at least one row), so a
+/// table of large rows does not fill memory.
+const BATCH_BYTES: i64 = 16 * 1024 * 1024;
+const BATCHES_PER_PASS: usize = 20;
+/// `pg_try_advisory_lock` key of the drainer: "rowhook" in ASCII.
+const DRAINER_LOCK: i64 = 0x0072_6f77_686f_6f6b;
 const POLL_INTERVAL: Duration = Duration::from_secs(5);
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 const LAST_BACKOFF: Duration = Duration::from_secs(30);
 /// How long shutdown waits for the last batches to be made durable before leaving their
 /// rows for the next start (which drains them again, harmlessly: same event ids).
 const FINAL_ACKNOWLEDGEMENT_WAIT: Duration = Duration::from_secs(30);
-
-const FETCH: &str = "SELECT id, transaction_id::text, wal_position::text,
-        (extract(epoch FROM changed_at) * 1000000)::int8,
-        table_schema, table_name, action, item, old_item, columns
-    FROM rowhook.outbox WHERE id > $1 ORDER BY id LIMIT $2";
-const DELETE: &str = "DELETE FROM rowhook.outbox WHERE id = ANY($1)";
 
 pub struct NotifySource {
     pub url: DatabaseUrl,
@@ -139,6 +143,16 @@ impl NotifySource {
             .batch_execute(&format!("LISTEN {CHANNEL}"))
             .await
             .map_err(query_error("LISTEN"))?;
+        if self.delete_drained {
+            let locked: bool = client
+                .query_one("SELECT pg_try_advisory_lock($1)", &[&DRAINER_LOCK])
+                .await
+                .map_err(query_error("locking the outbox"))?
+                .get(0);
+            if !locked {
+                return Err(NotifyError::Busy);
+            }
+        }
         let fetch = client
             .prepare(FETCH)
             .await
@@ -163,6 +177,7 @@ impl NotifySource {
         *backoff = FIRST_BACKOFF;
         let mut wake = true;
         let mut cursor = 0_i64;
+        let mut pass_batches = 0_usize;
         loop {
             let acknowledged = *acknowledgements.borrow();
             self.delete_acknowledged(&client, &delete, acknowledged, progress)
@@ -176,20 +191,31 @@ impl NotifySource {
             // Peeking never deletes, so nothing is left behind to wait for.
             let start_pass = wake && (self.peeking() || progress.pending.is_empty());
             if cursor > 0 || start_pass {
-                wake = false;
+                if cursor == 0 {
+                    // A pass starts here: a wake-up from now on asks for the next one.
+                    wake = false;
+                    pass_batches = 0;
+                }
                 let from = progress.peek_cursor.unwrap_or(cursor);
                 let rows = client
-                    .query(&fetch, &[&from, &BATCH_ROWS])
+                    .query(&fetch, &[&from, &BATCH_ROWS, &BATCH_BYTES])
                     .await
                     .map_err(query_error("reading the outbox"))?;
-                match self.hand_on(&rows, output, progress).await? {
+                match self.hand_on(&client, &rows, output, progress).await? {
                     Some(last_id) if self.peeking() => {
                         progress.peek_cursor = Some(last_id);
                         wake = true;
                         continue;
                     }
                     Some(last_id) => {
-                        cursor = last_id;
+                        pass_batches += 1;
+                        if pass_batches < BATCHES_PER_PASS {
+                            cursor = last_id;
+                        } else {
+                            // Long enough: go back for rows that committed late.
+                            cursor = 0;
+                            wake = true;
+                        }
                         continue;
                     }
                     None if output.is_closed() => return Ok(client),
@@ -218,10 +244,11 @@ impl NotifySource {
         !self.delete_drained
     }
 
-    /// Hands the rows on as one batch; the last id, or `None` when there were none (or
-    /// the next stage is gone).
+    /// Hands the rows on as one batch; the last id read, or `None` when there were none
+    /// (or the next stage is gone). A row that cannot be read is set aside, not handed on.
     async fn hand_on(
         &self,
+        client: &Client,
         rows: &[Row],
         output: &mpsc::Sender<Captured>,
         progress: &mut Progress,
@@ -229,10 +256,19 @@ impl NotifySource {
         let mut ids = Vec::with_capacity(rows.len());
         let mut wal_position = Lsn(0);
         for row in rows {
-            let outbox_row = read_row(row)?;
-            ids.push(outbox_row.id);
-            wal_position = outbox_row.wal_position;
-            let change = outbox_row.to_change()?;
+            let id: i64 = row.get(0);
+            let read = read_row(row).and_then(|outbox_row| {
+                wal_position = outbox_row.wal_position;
+                outbox_row.to_change().map_err(NotifyError::from)
+            });
+            let change = match read {
+                Ok(change) => change,
+                Err(error) => {
+                    self.reject(client, id, &error).await?;
+                    continue;
+                }
+            };
+            ids.push(id);
             if output
                 .send(Captured::Change(Box::new(change)))
                 .await
@@ -241,9 +277,13 @@ impl NotifySource {
                 return Ok(None);
             }
         }
-        let Some(&last_id) = ids.last() else {
+        let Some(last_read) = rows.last().map(|row| row.get::<_, i64>(0)) else {
             return Ok(None);
         };
+        if ids.is_empty() {
+            return Ok(Some(last_read));
+        }
+        let last_id = last_read;
         let batch = Lsn(progress.next_batch);
         progress.next_batch += 1;
         if output
@@ -263,6 +303,27 @@ impl NotifySource {
             });
         }
         Ok(Some(last_id))
+    }
+
+    /// Moves an unreadable row to `rowhook.rejected` with the reason, so that one bad row
+    /// neither stops capture nor disappears. Peeking (`tail`) only says so.
+    async fn reject(
+        &self,
+        client: &Client,
+        id: i64,
+        error: &NotifyError,
+    ) -> Result<(), NotifyError> {
+        let reason = error.to_string();
+        if self.peeking() {
+            warn!(id, %reason, "outbox row cannot be read");
+            return Ok(());
+        }
+        client
+            .execute(REJECT, &[&id, &reason])
+            .await
+            .map_err(query_error("setting an unreadable outbox row aside"))?;
+        error!(id, %reason, "outbox row cannot be read; moved to rowhook.rejected");
+        Ok(())
     }
 
     /// Deletes the rows of every batch acknowledged so far, in one statement.
@@ -339,30 +400,4 @@ impl NotifySource {
             status.send_modify(update);
         }
     }
-}
-
-fn read_row(row: &Row) -> Result<OutboxRow, NotifyError> {
-    let id: i64 = row.get(0);
-    let unreadable = |column: &'static str, value: &str| NotifyError::Unreadable {
-        id,
-        column,
-        value: value.to_string(),
-    };
-    let transaction_id: String = row.get(1);
-    let wal_position: String = row.get(2);
-    Ok(OutboxRow {
-        id,
-        transaction_id: transaction_id
-            .parse()
-            .map_err(|_| unreadable("transaction_id", &transaction_id))?,
-        wal_position: wal_position
-            .parse()
-            .map_err(|_| unreadable("wal_position", &wal_position))?,
-        changed_at_micros: row.get(3),
-        table: TableName::new(row.get::<_, String>(4), row.get::<_, String>(5)),
-        action: row.get(6),
-        item: row.get(7),
-        old_item: row.get(8),
-        columns: row.get(9),
-    })
 }

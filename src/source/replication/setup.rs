@@ -46,6 +46,7 @@ pub async fn setup(
 ) -> Result<Vec<String>, SetupError> {
     let mut report = Vec::new();
     let mut tables = Vec::new();
+    let mut any_partitioned = false;
     for model in config.models.values() {
         let info = catalog::table_info(client, &model.table)
             .await?
@@ -61,6 +62,7 @@ pub async fn setup(
                 table: model.table.clone(),
             });
         }
+        any_partitioned |= info.partitioned;
         tables.push((model.table.clone(), wants_full));
     }
 
@@ -78,6 +80,24 @@ pub async fn setup(
 
     let publication = &config.source.publication;
     let wanted: BTreeSet<TableName> = tables.into_iter().map(|(table, _)| table).collect();
+    // A partitioned model's changes must arrive under its own name, not its partitions'
+    // (which no model names): publish through the root (PostgreSQL 13+).
+    let through_root = if any_partitioned {
+        ", publish_via_partition_root = true"
+    } else {
+        ""
+    };
+    if any_partitioned && publishes_partitions_by_their_names(client, publication).await? {
+        client
+            .batch_execute(&format!(
+                "ALTER PUBLICATION {} SET (publish_via_partition_root = true)",
+                quote_identifier(publication)
+            ))
+            .await?;
+        report.push(format!(
+            "publication {publication:?} now publishes partitions under their root table"
+        ));
+    }
     match catalog::published_tables(client, publication).await? {
         None => {
             let list = table_list(&wanted);
@@ -88,7 +108,7 @@ pub async fn setup(
             };
             client
                 .batch_execute(&format!(
-                    "CREATE PUBLICATION {}{target} WITH (publish = 'insert, update, delete')",
+                    "CREATE PUBLICATION {}{target} WITH (publish = 'insert, update, delete'{through_root})",
                     quote_identifier(publication)
                 ))
                 .await?;
@@ -147,6 +167,20 @@ pub async fn setup(
         Some(_) => report.push(format!("replication slot {slot:?} already exists")),
     }
     Ok(report)
+}
+
+/// Whether the publication exists and sends partitions' changes under their own names.
+async fn publishes_partitions_by_their_names(
+    client: &Client,
+    publication: &str,
+) -> Result<bool, tokio_postgres::Error> {
+    let row = client
+        .query_opt(
+            "SELECT NOT pubviaroot FROM pg_publication WHERE pubname = $1",
+            &[&publication],
+        )
+        .await?;
+    Ok(row.is_some_and(|row| row.get(0)))
 }
 
 fn table_list(tables: &BTreeSet<TableName>) -> String {

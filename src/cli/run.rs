@@ -15,6 +15,7 @@ use rowhook::ingest::Ingest;
 use rowhook::metrics::Metrics;
 use rowhook::route::Router;
 use rowhook::shutdown::{Shutdown, ShutdownTrigger};
+use rowhook::source::capture::Source;
 use rowhook::source::notify::NotifySource;
 use rowhook::source::replication::{ReplicationSource, SlotKind};
 use rowhook::source::stage::{CaptureStatus, acknowledgement_channel};
@@ -92,30 +93,23 @@ pub async fn serve(
         webhooks = config.webhooks.len(),
         "rowhook running"
     );
-    let captured = match config.source.mode {
-        SourceMode::Replication => {
-            let source = ReplicationSource {
-                url,
-                slot: SlotKind::Persistent {
-                    name: config.source.slot.clone(),
-                },
-                publication: config.source.publication.clone(),
-                start,
-                status: Some(status_sender),
-            };
-            let captured = source.run(sender, acknowledgements, shutdown.clone()).await;
-            captured.context("replication failed")
-        }
-        SourceMode::Notify => {
-            let source = NotifySource {
-                url,
-                status: Some(status_sender),
-                delete_drained: true,
-            };
-            let captured = source.run(sender, acknowledgements, shutdown.clone()).await;
-            captured.context("notify capture failed")
-        }
+    let source = match config.source.mode {
+        SourceMode::Replication => Source::Replication(ReplicationSource {
+            url,
+            slot: SlotKind::Persistent {
+                name: config.source.slot.clone(),
+            },
+            publication: config.source.publication.clone(),
+            start,
+            status: Some(status_sender),
+        }),
+        SourceMode::Notify => Source::Notify(NotifySource {
+            url,
+            status: Some(status_sender),
+            delete_drained: true,
+        }),
     };
+    let captured = source.run(sender, acknowledgements, shutdown.clone()).await;
     // Capture has stopped (shutdown, or a failure at start): ingest drains and flushes.
     let ingested = ingesting.await.context("the ingest task failed")?;
     // When capture ended on its own (a failure at start), stop the other stages too.
@@ -128,7 +122,7 @@ pub async fn serve(
         error!(%error, "admin server failed");
     }
     store.flush().await.map_err(anyhow::Error::from)?;
-    captured?;
+    captured.map_err(anyhow::Error::from)?;
     ingested.context("storing events failed")?;
     info!("rowhook stopped");
     Ok(())

@@ -10,6 +10,7 @@ use anyhow::Context;
 use rowhook::change::{Lsn, TableName};
 use rowhook::config::SourceMode;
 use rowhook::envelope::envelope;
+use rowhook::source::capture::Source;
 use rowhook::source::notify::NotifySource;
 use rowhook::source::replication::{ReplicationSource, SlotKind};
 use rowhook::source::stage::{Captured, acknowledgement_channel};
@@ -28,34 +29,23 @@ pub async fn run(path: &Path) -> Result<(), Failure> {
     let (sender, mut receiver) = mpsc::channel(1024);
     let (acknowledger, acknowledgements) = acknowledgement_channel();
     let (_trigger, shutdown) = shutdown_on_signals();
-    let capture = match config.source.mode {
-        SourceMode::Replication => {
-            let source = ReplicationSource {
-                url,
-                slot: SlotKind::Temporary {
-                    name: format!("rowhook_tail_{}", std::process::id()),
-                },
-                publication: config.source.publication.clone(),
-                start: Lsn(0),
-                status: None,
-            };
-            tokio::spawn(async move {
-                let captured = source.run(sender, acknowledgements, shutdown).await;
-                captured.context("replication stream failed")
-            })
-        }
-        SourceMode::Notify => {
-            let source = NotifySource {
-                url,
-                status: None,
-                delete_drained: false,
-            };
-            tokio::spawn(async move {
-                let captured = source.run(sender, acknowledgements, shutdown).await;
-                captured.context("reading the outbox failed")
-            })
-        }
+    let source = match config.source.mode {
+        SourceMode::Replication => Source::Replication(ReplicationSource {
+            url,
+            slot: SlotKind::Temporary {
+                name: format!("rowhook_tail_{}", std::process::id()),
+            },
+            publication: config.source.publication.clone(),
+            start: Lsn(0),
+            status: None,
+        }),
+        SourceMode::Notify => Source::Notify(NotifySource {
+            url,
+            status: None,
+            delete_drained: false,
+        }),
     };
+    let capture = tokio::spawn(source.run(sender, acknowledgements, shutdown));
 
     let mut output = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout());
     while let Some(captured) = receiver.recv().await {
@@ -77,6 +67,9 @@ pub async fn run(path: &Path) -> Result<(), Failure> {
         }
     }
     let _ = output.flush();
-    capture.await.context("the capture task failed")??;
+    capture
+        .await
+        .context("the capture task failed")?
+        .map_err(anyhow::Error::from)?;
     Ok(())
 }

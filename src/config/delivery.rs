@@ -10,17 +10,12 @@ use super::reader::{Reader, key_path};
 /// The keys of `[delivery]`, which every webhook may set for itself too.
 pub(super) const KEYS: [&str; 4] = ["timeout", "retry", "event_id_header", "concurrency"];
 
-/// Headers the event id cannot take over: HTTP's own, and those rowhook or the format
-/// already set on every request.
-const RESERVED_HEADERS: [&str; 7] = [
-    "content-length",
-    "transfer-encoding",
-    "connection",
-    "host",
-    "user-agent",
-    "content-type",
-    "authorization",
-];
+/// Headers the HTTP client sets itself; configuration may not.
+pub(super) const CLIENT_HEADERS: [&str; 3] = ["content-length", "transfer-encoding", "connection"];
+
+/// Besides the client's, headers the event id cannot take over: they already mean
+/// something in every request.
+const MEANINGFUL_HEADERS: [&str; 4] = ["host", "user-agent", "content-type", "authorization"];
 
 fn defaults() -> DeliveryConfig {
     DeliveryConfig {
@@ -69,7 +64,9 @@ pub(super) fn read_overrides(
     }
     if let Some(header) = reader.string(table, path, "event_id_header") {
         let lower_name = header.text.to_ascii_lowercase();
-        if RESERVED_HEADERS.contains(&lower_name.as_str()) {
+        if CLIENT_HEADERS.contains(&lower_name.as_str())
+            || MEANINGFUL_HEADERS.contains(&lower_name.as_str())
+        {
             reader.error(
                 key_path(path, "event_id_header"),
                 format!("{lower_name:?} already means something else in every request; pick another header name"),

@@ -7,7 +7,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use toml::{Table, Value};
 
-use super::delivery::{self, invalid_header_name, is_header_name};
+use super::delivery::{self, CLIENT_HEADERS, invalid_header_name, is_header_name};
 use super::reader::{Reader, index_path, key_path};
 use super::{DeliveryConfig, Format, Method, ModelConfig, WebhookConfig};
 use crate::change::Action;
@@ -19,9 +19,6 @@ const OWN_KEYS: [&str; 13] = [
     "name", "model", "on", "active", "method", "url", "format", "fields", "body", "headers",
     "when", "columns", "secret",
 ];
-
-/// Headers that the HTTP client derives from the body or the connection.
-const CLIENT_HEADERS: [&str; 3] = ["content-length", "transfer-encoding", "connection"];
 
 /// Standard Webhooks headers, set by rowhook when the webhook has a `secret`.
 const SIGNATURE_HEADERS: [&str; 3] = ["webhook-id", "webhook-timestamp", "webhook-signature"];

@@ -10,26 +10,10 @@ use super::NOTIFY_SQL;
 use crate::change::TableName;
 use crate::config::Config;
 use crate::source::catalog;
-use crate::source::database::describe;
+use crate::source::setup_error::SetupError;
 
 /// PostgreSQL 13 brought `xid8` and `pg_current_xact_id()`, which the outbox uses.
 pub const MINIMUM_SERVER_VERSION: i32 = 130_000;
-
-#[derive(Debug, thiserror::Error)]
-pub enum SetupError {
-    #[error("{0}")]
-    Database(String),
-    #[error("table {table} (model {model:?}) does not exist")]
-    TableMissing { model: String, table: TableName },
-    #[error("notify mode needs PostgreSQL 13 or newer; the server is {version}")]
-    ServerTooOld { version: String },
-}
-
-impl From<tokio_postgres::Error> for SetupError {
-    fn from(error: tokio_postgres::Error) -> Self {
-        SetupError::Database(describe(&error))
-    }
-}
 
 /// A trigger rowhook puts on each model's table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

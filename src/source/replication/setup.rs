@@ -8,35 +8,7 @@ use tokio_postgres::Client;
 use crate::change::{TableName, quote_identifier};
 use crate::config::Config;
 use crate::source::catalog;
-use crate::source::database::describe;
-
-#[derive(Debug, thiserror::Error)]
-pub enum SetupError {
-    #[error("{0}")]
-    Database(String),
-    #[error("table {table} (model {model:?}) does not exist")]
-    TableMissing { model: String, table: TableName },
-    #[error(
-        "table {table} (model {model:?}) has no primary key and no replica identity: once \
-         published, UPDATE and DELETE on it would fail; add a primary key or run \
-         `rowhook setup --replica-identity-full`"
-    )]
-    NoReplicaIdentity { model: String, table: TableName },
-    #[error("replication slot {slot:?} exists with plugin {plugin:?}; rowhook needs pgoutput")]
-    SlotPlugin { slot: String, plugin: String },
-    #[error("replication slot {slot:?} belongs to database {database:?}, not {expected:?}")]
-    SlotDatabase {
-        slot: String,
-        database: String,
-        expected: String,
-    },
-}
-
-impl From<tokio_postgres::Error> for SetupError {
-    fn from(error: tokio_postgres::Error) -> Self {
-        SetupError::Database(describe(&error))
-    }
-}
+use crate::source::setup_error::SetupError;
 
 /// Creates what replication capture needs and returns a line per thing it did or found.
 pub async fn setup(

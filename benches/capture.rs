@@ -6,11 +6,11 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use rowhook::capture::replication::{ReplicationSource, SlotKind};
+use rowhook::capture::stage::{Captured, acknowledgement_channel};
 use rowhook::change::Lsn;
+use rowhook::postgres::DatabaseUrl;
 use rowhook::shutdown;
-use rowhook::source::database_url;
-use rowhook::source::replication::{ReplicationSource, SlotKind};
-use rowhook::source::stage::{Captured, acknowledgement_channel};
 use tokio::sync::mpsc;
 use tokio_postgres::NoTls;
 
@@ -112,7 +112,7 @@ fn reference_rate(bindir: &str, url: &str, slot: &str, end: Lsn) -> f64 {
 
 async fn rowhook_rate(url: &str, end: Lsn) -> f64 {
     let source = ReplicationSource {
-        url: database_url::parse(url).expect("URL"),
+        url: DatabaseUrl::parse(url).expect("URL"),
         slot: SlotKind::Persistent {
             name: "rowhook".into(),
         },
@@ -134,8 +134,8 @@ async fn rowhook_rate(url: &str, end: Lsn) -> f64 {
                 rows += 1;
                 std::hint::black_box(&change.item);
             }
-            Captured::Commit { end_lsn } => {
-                acknowledger.acknowledge(end_lsn);
+            Captured::Commit(position) => {
+                acknowledger.acknowledge(position);
                 if rows >= ROWS {
                     break;
                 }

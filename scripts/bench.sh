@@ -8,7 +8,8 @@ cd "$(dirname "$0")/.."
 source scripts/postgres.sh
 
 postgres_install_if_missing
-postgres_start_cluster
+# Benchmarks measure what a production server does: fsync and synchronous commit on.
+POSTGRES_DURABLE=1 postgres_start_cluster
 trap postgres_stop_everything EXIT
 
 for bench in "${@:-capture}"; do

@@ -59,8 +59,15 @@ postgres_free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
+# POSTGRES_DURABLE=1 starts the cluster with fsync, synchronous_commit and full-page
+# writes on, as a production server runs: benchmarks whose figures include durability.
 postgres_start_cluster() {
-    local bindir
+    local bindir durability
+    if [ "${POSTGRES_DURABLE:-0}" = 1 ]; then
+        durability=$'fsync = on\nsynchronous_commit = on\nfull_page_writes = on'
+    else
+        durability=$'fsync = off\nsynchronous_commit = off\nfull_page_writes = off'
+    fi
     bindir="$(postgres_bindir)"
     POSTGRES_TMPDIR="$(mktemp -d /tmp/rowhook-test.XXXXXX)"
     chmod 755 "$POSTGRES_TMPDIR"
@@ -97,9 +104,7 @@ max_replication_slots = 200
 max_wal_senders = 200
 max_connections = 400
 shared_buffers = 128MB
-fsync = off
-synchronous_commit = off
-full_page_writes = off
+$durability
 ssl = on
 password_encryption = 'scram-sha-256'
 log_min_messages = warning

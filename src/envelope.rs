@@ -3,7 +3,7 @@
 use serde_json::{Map, Value};
 
 use crate::change::Change;
-use crate::source::value::rfc3339_from_unix_micros;
+use crate::time::rfc3339_from_unix_micros;
 
 /// The envelope of `change` as a model's event. `id` is absent where no event exists yet
 /// (`rowhook tail`).

@@ -1,50 +1,62 @@
-//! Ingest: the stage after capture. It routes each change to its events, writes them to
-//! the store, and once a batch of transactions is durable (one flush) acknowledges the
-//! last of them to the capture stage and wakes the delivery lanes that got new events.
+//! Ingest: the stage after capture. It routes each change to its events, appends them to
+//! the store in batches, and once a batch is durable acknowledges the last commit it
+//! covers to the capture stage.
 //!
-//! Batches form by themselves: whatever has arrived while the previous flush ran is
-//! flushed together, so an idle database gets one flush per transaction (low latency)
-//! and a busy one few flushes for many transactions (high throughput).
+//! Batches form by themselves: whatever has arrived while the previous append ran goes
+//! into the next, so an idle database gets one append per transaction (low latency) and
+//! a busy one few appends for many transactions (high throughput). A batch is bounded in
+//! changes, bytes and time, so a huge transaction is written as it streams — never held
+//! whole — and acknowledged at its commit.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
-use tracing::warn;
+use tracing::{debug, warn};
 
-use crate::change::{Change, Lsn};
+use crate::capture::stage::{Acknowledger, Captured, CommitPosition};
+use crate::change::Change;
 use crate::config::Config;
-use crate::deliver::{DispatchWaker, now_ms, retry};
+use crate::event::{Content, NewEvent};
 use crate::metrics::Metrics;
+use crate::retry;
 use crate::route::{RoutedEvent, Router};
-use crate::source::stage::{Acknowledger, Captured};
-use crate::store::records::{EventRecord, Schedule, Status, StoredRequest};
-use crate::store::{Store, StoreError};
+use crate::store::{EventStore, NewEvents, StoreError};
+use crate::time::now_ms;
 
-/// Under a steady stream, flush (and so acknowledge) at least every this many commits,
-/// changes or this much time, whichever comes first: notify mode hands on batches of up
-/// to 1,000 rows as one commit, and its outbox is cleaned only as far as acknowledged.
-const MAX_COMMITS_PER_FLUSH: usize = 2_000;
-const MAX_CHANGES_PER_FLUSH: usize = 10_000;
-const MAX_FLUSH_INTERVAL: Duration = Duration::from_millis(250);
+/// Under a steady stream, append (and so acknowledge) at least every this many changes,
+/// bytes of events, or this much time, whichever comes first: notify mode's outbox is
+/// cleaned only as far as acknowledged, and memory holds one batch.
+const MAX_CHANGES_PER_BATCH: usize = 10_000;
+const MAX_BYTES_PER_BATCH: usize = 8 * 1024 * 1024;
+const MAX_BATCH_INTERVAL: Duration = Duration::from_millis(250);
 
 pub struct Ingest {
     router: Router,
-    store: Arc<Store>,
+    store: Arc<dyn EventStore>,
     schedules: HashMap<String, Vec<Duration>>,
     acknowledger: Acknowledger,
-    waker: DispatchWaker,
     metrics: Arc<Metrics>,
+}
+
+/// What has been received since the last append.
+#[derive(Default)]
+struct Batch {
+    events: Vec<NewEvent>,
+    changes: usize,
+    bytes: usize,
+    /// The last commit received; acknowledged once the batch is durable.
+    commit: Option<CommitPosition>,
+    started: Option<Instant>,
 }
 
 impl Ingest {
     pub fn new(
         config: &Config,
         router: Router,
-        store: Arc<Store>,
+        store: Arc<dyn EventStore>,
         acknowledger: Acknowledger,
-        waker: DispatchWaker,
         metrics: Arc<Metrics>,
     ) -> Ingest {
         let schedules = config
@@ -57,7 +69,6 @@ impl Ingest {
             store,
             schedules,
             acknowledger,
-            waker,
             metrics,
         }
     }
@@ -65,122 +76,98 @@ impl Ingest {
     /// Runs until the capture stage closes the channel; everything received by then is
     /// made durable and acknowledged before returning.
     pub async fn run(self, mut input: mpsc::Receiver<Captured>) -> Result<(), StoreError> {
-        let mut last_commit: Option<Lsn> = None;
-        let mut commits = 0usize;
-        let mut changes = 0usize;
-        let mut last_flush = Instant::now();
-        let mut touched = BTreeSet::new();
+        let mut batch = Batch::default();
         // `recv` takes part in tokio's cooperative scheduling, so a long backlog does not
         // starve delivery of the runtime's threads.
         while let Some(item) = input.recv().await {
             match item {
-                Captured::Change(change) => {
-                    self.store_events(&change, &mut touched)?;
-                    changes += 1;
-                }
-                Captured::Commit { end_lsn } => {
-                    last_commit = Some(end_lsn);
-                    commits += 1;
-                }
+                Captured::Change(change) => self.route(&change, &mut batch),
+                Captured::Commit(position) => batch.commit = Some(position),
             }
-            let due = input.is_empty()
-                || commits >= MAX_COMMITS_PER_FLUSH
-                || changes >= MAX_CHANGES_PER_FLUSH
-                || last_flush.elapsed() >= MAX_FLUSH_INTERVAL;
-            if last_commit.is_some() && due {
-                self.make_durable(&mut last_commit, &mut commits, &mut touched)
-                    .await?;
-                changes = 0;
-                last_flush = Instant::now();
+            let full = batch.changes >= MAX_CHANGES_PER_BATCH
+                || batch.bytes >= MAX_BYTES_PER_BATCH
+                || batch
+                    .started
+                    .is_some_and(|started| started.elapsed() >= MAX_BATCH_INTERVAL);
+            // Between transactions, whatever has arrived goes now; inside one, only a
+            // full batch does (it is acknowledged at the commit).
+            if full || (input.is_empty() && batch.commit.is_some()) {
+                self.append(&mut batch).await?;
             }
         }
-        self.make_durable(&mut last_commit, &mut commits, &mut touched)
-            .await
+        self.append(&mut batch).await
     }
 
-    fn store_events(
-        &self,
-        change: &Change,
-        touched: &mut BTreeSet<String>,
-    ) -> Result<(), StoreError> {
+    fn route(&self, change: &Change, batch: &mut Batch) {
         self.metrics.change_captured();
+        batch.changes += 1;
+        batch.started.get_or_insert_with(Instant::now);
         for routed in self.router.route(change) {
-            let record = self.record(routed)?;
-            if self.store.insert(&record)? {
-                self.metrics.event_created();
-                touched.insert(record.webhook);
-            }
+            let event = self.new_event(routed);
+            batch.bytes += event.size();
+            batch.events.push(event);
         }
-        Ok(())
     }
 
-    fn record(&self, routed: RoutedEvent) -> Result<EventRecord, StoreError> {
-        let now = now_ms();
-        let (request, render_error) = match routed.request {
-            Ok(request) => (request, None),
-            Err(error) => {
-                warn!(event = %routed.id, webhook = %routed.webhook, %error, "request not rendered");
-                let placeholder = StoredRequest {
-                    method: String::new(),
-                    url: String::new(),
-                    headers: Vec::new(),
-                    body: None,
-                };
-                (placeholder, Some(error.to_string()))
-            }
-        };
-        let envelope = (!routed.body_is_envelope).then_some(routed.envelope);
+    fn new_event(&self, routed: RoutedEvent) -> NewEvent {
+        let created_at_ms = now_ms();
         let schedule = self
             .schedules
             .get(&routed.webhook)
             .map(Vec::as_slice)
             .unwrap_or_default();
-        let (status, next_attempt_at_ms, finished_at_ms) = match render_error {
-            None => (
-                Status::Pending,
-                Some(retry::first_attempt_at(now, schedule)),
-                None,
-            ),
-            Some(_) => (Status::Failed, None, Some(now)),
+        let content = match routed.request {
+            Ok(request) => Content::Rendered {
+                request,
+                envelope: (!routed.body_is_envelope).then(|| routed.envelope.to_string()),
+            },
+            Err(error) => {
+                warn!(event = %routed.id, webhook = %routed.webhook, %error, "request not rendered");
+                Content::Unrendered {
+                    reason: error.to_string(),
+                    envelope: routed.envelope.to_string(),
+                }
+            }
         };
-        Ok(EventRecord {
+        NewEvent {
             id: routed.id,
             webhook: routed.webhook,
             model: routed.model,
             kind: routed.kind,
-            envelope,
-            request,
-            created_at_ms: now,
-            sequence: self.store.next_sequence()?,
-            status,
-            attempts: 0,
-            schedule: Schedule::Regular,
-            next_attempt_at_ms,
-            last_status_code: None,
-            last_error: render_error.clone(),
-            finished_at_ms,
-            render_error,
-        })
+            created_at_ms,
+            first_attempt_at_ms: retry::first_attempt_at(created_at_ms, schedule),
+            content,
+        }
     }
 
-    async fn make_durable(
-        &self,
-        last_commit: &mut Option<Lsn>,
-        commits: &mut usize,
-        touched: &mut BTreeSet<String>,
-    ) -> Result<(), StoreError> {
-        let Some(lsn) = last_commit.take() else {
+    /// Appends the batch, durably, then acknowledges its last commit.
+    async fn append(&self, batch: &mut Batch) -> Result<(), StoreError> {
+        let taken = std::mem::take(batch);
+        if taken.events.is_empty() && taken.commit.is_none() {
             return Ok(());
-        };
-        self.store.set_checkpoint(lsn)?;
-        let flushing = std::time::Instant::now();
-        self.store.flush().await?;
-        tracing::debug!(commits = *commits, took = ?flushing.elapsed(), "store flushed");
-        self.acknowledger.acknowledge(lsn);
-        for webhook in std::mem::take(touched) {
-            self.waker.wake(&webhook);
         }
-        *commits = 0;
+        let resume_after = match taken.commit {
+            Some(CommitPosition::Wal(lsn)) => Some(lsn),
+            _ => None,
+        };
+        let appending = Instant::now();
+        let appended = self
+            .store
+            .append(NewEvents {
+                events: taken.events,
+                resume_after,
+            })
+            .await?;
+        debug!(
+            changes = taken.changes,
+            created = appended.created,
+            took = ?appending.elapsed(),
+            "events appended"
+        );
+        self.metrics.events_created(appended.created as u64);
+        if let Some(position) = taken.commit {
+            self.acknowledger.acknowledge(position);
+        }
         Ok(())
     }
 }

@@ -3,35 +3,63 @@
 //! Data flows one way; each stage knows only the one after it:
 //!
 //! ```text
-//!  PostgreSQL ──▶ source ──Change──▶ route ──Event──▶ store ──due Event──▶ deliver ──▶ receiver
-//!      ▲                                                │
-//!      └──────────── ack(lsn) once events are durable ◀─┘
+//!  PostgreSQL ──▶ capture ──Change──▶ ingest ──▶ route ──NewEvent──▶ EventStore ──claimed──▶ deliver ──▶ receiver
+//!  (pgoutput or    (decode, typed      (batches,   (match webhooks,      (trait; sled       (lanes, retry,
+//!   outbox)         JSON rows)          ack)        render requests)      by default)         signing)
+//!      ▲                                  │                                   ▲
+//!      └──── acknowledge once durable ◀───┘          history (typed views) ───┴── admin API, pages, CLI
 //! ```
 //!
+//! Capture has two modes: logical replication (`capture::replication`, the pgoutput
+//! stream read over a hand-built replication connection) and notify mode
+//! (`capture::notify`, a trigger-fed outbox drained on NOTIFY wake-ups). Both hand
+//! [`change::Change`]s to [`ingest`], which routes them, appends the events to the store
+//! and acknowledges the capture position once they are durable.
+//!
 //! - [`config`]: the TOML configuration, loaded and validated in full.
-//! - [`change`]: what flows from a source to the router: a typed row change.
-//! - [`source`]: capture — the replication connection, pgoutput decoding, value conversion,
-//!   setup and checks.
+//! - [`change`]: what capture hands on: a typed row change and its position.
+//! - [`capture`]: the replication stream, the notify outbox, value conversion, the shared
+//!   reconnect loop, setup and checks.
+//! - [`postgres`]: connection strings, TLS, ordinary connections and catalog queries.
+//! - [`ingest`]: batching, acknowledgement.
 //! - [`route`]: matching changes to webhooks (`on`, `active`, `when`, `columns`) and
 //!   rendering each event's request from Liquid templates compiled at load.
-//! - [`ingest`]: the stage after capture — routes, stores durably, then acknowledges.
-//! - [`store`]: sled — events, due index, attempts, counts, checkpoint.
-//! - [`deliver`]: per-webhook lanes that attempt due events on the retry schedule,
-//!   sign them and record every attempt.
 //! - [`envelope`]: the JSON event envelope.
-//! - [`shutdown`]: the signal every stage's run loop selects on.
-//! - [`receive`]: a local receiver for trying webhooks (`rowhook receive`, `rowhook demo`):
-//!   prints requests and verifies their signatures. Not part of the data flow.
+//! - [`event`]: what crosses from routing to the store and delivery: new events, their
+//!   requests, statuses and attempts.
+//! - [`retry`]: the retry schedule, pure.
+//! - [`store`]: the [`store::EventStore`] interface and its sled backend.
+//! - [`deliver`]: per-webhook lanes that claim due events, attempt and record them.
+//! - [`outgoing`], [`signature`]: the request an attempt sends, and its Standard Webhooks
+//!   signature.
+//! - [`history`]: typed views of events and attempts, and redelivery, for the admin
+//!   server and the CLI.
+//! - [`admin`]: the admin HTTP server: JSON API, pages, `/healthz`, `/metrics`.
+//! - [`metrics`]: counters for `/metrics`.
+//! - [`service`]: the stages wired together for `rowhook run`.
+//! - [`time`], [`secret`], [`shutdown`]: Unix milliseconds and RFC 3339; masking; the
+//!   shutdown signal every run loop selects on.
+//! - [`receive`]: a local receiver for trying webhooks (`rowhook receive`, `rowhook
+//!   demo`). Not part of the data flow.
 
 pub mod admin;
+pub mod capture;
 pub mod change;
 pub mod config;
 pub mod deliver;
 pub mod envelope;
+pub mod event;
+pub mod history;
 pub mod ingest;
 pub mod metrics;
+pub mod outgoing;
+pub mod postgres;
 pub mod receive;
+pub mod retry;
 pub mod route;
+pub mod secret;
+pub mod service;
 pub mod shutdown;
-pub mod source;
+pub mod signature;
 pub mod store;
+pub mod time;

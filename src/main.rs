@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use rowhook::store::records::Status;
+use rowhook::event::Status;
 
 #[derive(Parser)]
 #[command(

@@ -4,9 +4,9 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::source::stage::CaptureStatus;
+use crate::capture::{CaptureState, CaptureStatus};
+use crate::event::{Attempt, ErrorKind, Status};
 use crate::store::Counts;
-use crate::store::records::{AttemptRecord, ErrorKind, Status};
 
 /// Upper bounds (seconds) of the delivery latency histogram: capture to delivered.
 const LATENCY_BUCKETS: [f64; 14] = [
@@ -45,13 +45,13 @@ impl Metrics {
         self.changes_captured.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub fn event_created(&self) {
-        self.events_created.fetch_add(1, Ordering::Relaxed);
+    pub fn events_created(&self, count: u64) {
+        self.events_created.fetch_add(count, Ordering::Relaxed);
     }
 
     /// Records an attempt and what it made of its event. `latency_ms` is capture to
     /// delivery, for delivered events.
-    pub fn attempt(&self, attempt: &AttemptRecord, status: Status, latency_ms: u64) {
+    pub fn attempt(&self, attempt: &Attempt, status: Status, latency_ms: u64) {
         self.attempts[outcome_index(attempt.error_kind)].fetch_add(1, Ordering::Relaxed);
         match status {
             Status::Delivered => {
@@ -157,7 +157,7 @@ impl Metrics {
             text,
             "# HELP rowhook_replication_lag_bytes WAL the server has sent that rowhook has not yet confirmed.\n# TYPE rowhook_replication_lag_bytes gauge\nrowhook_replication_lag_bytes {lag}"
         );
-        let streaming = u8::from(capture.state == crate::source::stage::CaptureState::Streaming);
+        let streaming = u8::from(capture.state == CaptureState::Streaming);
         let _ = writeln!(
             text,
             "# HELP rowhook_capture_streaming 1 while the replication stream is up.\n# TYPE rowhook_capture_streaming gauge\nrowhook_capture_streaming {streaming}"

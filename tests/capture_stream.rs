@@ -6,11 +6,11 @@ mod support;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use rowhook::capture::replication::{ReplicationSource, SlotKind};
+use rowhook::capture::stage::{Captured, acknowledgement_channel};
 use rowhook::change::Lsn;
+use rowhook::postgres::DatabaseUrl;
 use rowhook::shutdown;
-use rowhook::source::database_url;
-use rowhook::source::replication::{ReplicationSource, SlotKind};
-use rowhook::source::stage::{Captured, acknowledgement_channel};
 use support::{
     PrivateCluster, Tail, TestDatabase, eventually, peak_rss_kib, rowhook, text,
     wait_until_slot_active,
@@ -61,7 +61,7 @@ struct Consumer {
 
 fn consume(url: &str, slot: &str, publication: &str) -> Consumer {
     let source = ReplicationSource {
-        url: database_url::parse(url).expect("test URL parses"),
+        url: DatabaseUrl::parse(url).expect("test URL parses"),
         slot: SlotKind::Persistent {
             name: slot.to_string(),
         },
@@ -82,7 +82,7 @@ fn consume(url: &str, slot: &str, publication: &str) -> Consumer {
                         let _ = ids_sender.send(id);
                     }
                 }
-                Captured::Commit { end_lsn } => acknowledger.acknowledge(end_lsn),
+                Captured::Commit(position) => acknowledger.acknowledge(position),
             }
         }
         capture

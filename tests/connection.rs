@@ -3,8 +3,8 @@
 
 mod support;
 
-use rowhook::source::database_url;
-use rowhook::source::replication::wire::{ConnectionError, ReplicationConnection};
+use rowhook::capture::replication::wire::{ConnectionError, ReplicationConnection};
+use rowhook::postgres::DatabaseUrl;
 use support::require_env;
 
 fn port() -> String {
@@ -14,7 +14,7 @@ fn port() -> String {
 }
 
 async fn identify(url: &str) -> Result<String, ConnectionError> {
-    let parsed = database_url::parse(url).expect("URL parses");
+    let parsed = DatabaseUrl::parse(url).expect("URL parses");
     let mut connection = ReplicationConnection::connect(&parsed, "rowhook test").await?;
     let system = connection.simple_query("IDENTIFY_SYSTEM").await?;
     let position = system.first("xlogpos").unwrap_or_default().to_string();

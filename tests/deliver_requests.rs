@@ -6,7 +6,7 @@ mod support;
 
 use std::time::Duration;
 
-use rowhook::deliver::signature;
+use rowhook::signature;
 use serde_json::json;
 use support::receiver::Receiver;
 use support::{Mode, Service, TestDatabase, rowhook, text};

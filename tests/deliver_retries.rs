@@ -6,8 +6,8 @@ mod support;
 
 use std::time::Duration;
 
-use rowhook::store::records::{ErrorKind, Status};
-use rowhook::store::{EventQuery, Store};
+use rowhook::event::{ErrorKind, Status};
+use rowhook::store::{self, EventQuery, EventStore};
 use support::receiver::{Receiver, Reply};
 use support::{Mode, Service, TestDatabase, rowhook, text};
 
@@ -22,8 +22,12 @@ async fn prepared(mode: Mode, tables: &str, rest: &str) -> (TestDatabase, std::p
     (database, config)
 }
 
-fn open_store(database: &TestDatabase) -> Store {
-    Store::open(&database.directory.join("store")).expect("open the store after rowhook stopped")
+fn open_store(database: &TestDatabase) -> std::sync::Arc<dyn EventStore> {
+    let config = rowhook::config::StoreConfig {
+        path: database.directory.join("store"),
+        retention: Duration::from_secs(3600),
+    };
+    store::open(&config).expect("open the store after rowhook stopped")
 }
 
 async fn attempts_follow_the_schedule_and_are_recorded(mode: Mode) {
@@ -63,10 +67,10 @@ async fn attempts_follow_the_schedule_and_are_recorded(mode: Mode) {
     );
 
     let store = open_store(&database);
-    let event = store.event(&ids[0]).unwrap().expect("event stored");
-    assert_eq!(event.status, Status::Failed);
-    assert_eq!(event.attempts, 3);
-    let attempts = store.attempts(&ids[0]).unwrap();
+    let event = store.event(&ids[0]).await.unwrap().expect("event stored");
+    assert_eq!(event.record.status, Status::Failed);
+    assert_eq!(event.record.attempts, 3);
+    let attempts = event.attempts;
     assert_eq!(
         attempts
             .iter()
@@ -109,7 +113,6 @@ async fn redirects_timeouts_refusals_and_server_errors_fail_attempts(mode: Mode)
     let service = Service::start(&database, &config).await;
     database.execute("INSERT INTO orders VALUES (1)").await;
     receiver.wait_for(4, WAIT).await;
-    let store_directory = database.directory.join("store");
     // Let the refused and timed-out attempts be recorded too.
     tokio::time::sleep(Duration::from_secs(2)).await;
     service.stop();
@@ -121,7 +124,7 @@ async fn redirects_timeouts_refusals_and_server_errors_fail_attempts(mode: Mode)
         "redirects are never followed"
     );
 
-    let store = Store::open(&store_directory).unwrap();
+    let store = open_store(&database);
     let expectations = [
         ("redirect", Status::Failed, Some(ErrorKind::Redirect)),
         ("hang", Status::Failed, Some(ErrorKind::Timeout)),
@@ -135,10 +138,11 @@ async fn redirects_timeouts_refusals_and_server_errors_fail_attempts(mode: Mode)
                 webhook: Some(webhook.into()),
                 ..EventQuery::default()
             })
+            .await
             .unwrap();
         assert_eq!(events.len(), 1, "{webhook}");
         assert_eq!(events[0].status, status, "{webhook}");
-        let attempts = store.attempts(&events[0].id).unwrap();
+        let attempts = store.event(&events[0].id).await.unwrap().unwrap().attempts;
         assert_eq!(attempts.len(), 1, "{webhook}");
         assert_eq!(attempts[0].error_kind, kind, "{webhook}: {:?}", attempts[0]);
         if kind.is_some() {

@@ -1,31 +1,30 @@
-//! The JSON API, `/healthz` and `/metrics`, and the operations the pages share with them.
+//! The JSON API, `/healthz` and `/metrics`.
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
 
 use super::error::AdminError;
 use super::server::AdminState;
-use super::view;
-use crate::deliver::now_ms;
-use crate::source::stage::CaptureState;
-use crate::store::records::{EventRecord, Status};
-use crate::store::{EventQuery, StoreError};
+use crate::capture::CaptureState;
+use crate::event::Status;
+use crate::history::{self, EventDetail, EventList, MAX_PAGE, Redelivered, WebhookSummary};
+use crate::store::EventQuery;
+use crate::time::now_ms;
 
-pub const DEFAULT_LIMIT: usize = 50;
-pub const MAX_LIMIT: usize = 500;
+pub(super) const DEFAULT_LIMIT: usize = 50;
 
 /// Query parameters of a listing, as text so that a bad value gets a clear message.
 /// Empty values count as absent (an HTML form sends `status=` for "all").
 #[derive(Debug, Default, Deserialize)]
-pub struct ListingParameters {
-    pub webhook: Option<String>,
-    pub status: Option<String>,
-    pub limit: Option<String>,
-    pub before: Option<String>,
+pub(super) struct ListingParameters {
+    pub(super) webhook: Option<String>,
+    pub(super) status: Option<String>,
+    pub(super) limit: Option<String>,
+    pub(super) before: Option<String>,
 }
 
 fn present(value: &Option<String>) -> Option<&str> {
@@ -36,7 +35,7 @@ fn present(value: &Option<String>) -> Option<&str> {
 }
 
 impl ListingParameters {
-    pub fn to_query(&self) -> Result<EventQuery, AdminError> {
+    pub(super) fn to_query(&self) -> Result<EventQuery, AdminError> {
         let status = present(&self.status)
             .map(|text| {
                 text.parse::<Status>()
@@ -52,7 +51,7 @@ impl ListingParameters {
             Some(text) => text
                 .parse::<usize>()
                 .ok()
-                .filter(|limit| (1..=MAX_LIMIT).contains(limit))
+                .filter(|limit| (1..=MAX_PAGE).contains(limit))
                 .ok_or_else(|| AdminError::InvalidParameter {
                     parameter: "limit",
                     value: text.to_string(),
@@ -78,31 +77,35 @@ impl ListingParameters {
     }
 }
 
-/// Where the next page starts: only a full page may have more after it.
-pub fn next_before(events: &[EventRecord], limit: usize) -> Option<u64> {
-    if events.len() < limit {
-        return None;
-    }
-    events.last().map(|event| event.sequence)
-}
-
 impl AdminState {
     /// Whether `name` is a webhook: configured, or removed from the config but still
     /// holding events in the history.
-    pub(super) fn knows_webhook(&self, name: &str) -> bool {
-        self.config.webhook(name).is_some() || self.store.counts().contains_key(name)
+    pub(super) async fn knows_webhook(&self, name: &str) -> Result<bool, AdminError> {
+        if self.config.webhook(name).is_some() {
+            return Ok(true);
+        }
+        Ok(self.store.counts().await?.contains_key(name))
     }
 
-    /// Queues the event for an immediate attempt and wakes its lane.
-    pub(super) fn redeliver(&self, id: &str) -> Result<EventRecord, AdminError> {
-        let event = self.store.redeliver(id, now_ms())?;
-        self.waker.wake(&event.webhook);
+    /// Queues the event for an immediate attempt (the store wakes its lane).
+    pub(super) async fn redeliver(&self, id: &str) -> Result<Redelivery, AdminError> {
+        let event = self.store.redeliver(id, now_ms()).await?;
         tracing::info!(event_id = %event.id, webhook = %event.webhook, "event redelivered");
-        Ok(event)
+        Ok(Redelivery {
+            id: event.id,
+            status: event.status,
+        })
     }
 }
 
-pub async fn healthz(State(state): State<AdminState>) -> Response {
+/// The answer to a redelivery of one event.
+#[derive(Debug, Serialize, Deserialize)]
+pub(super) struct Redelivery {
+    id: String,
+    status: Status,
+}
+
+pub(super) async fn healthz(State(state): State<AdminState>) -> Response {
     let capture = state.capture.borrow().clone();
     if capture.state == CaptureState::Streaming {
         let body = json!({
@@ -122,97 +125,58 @@ pub async fn healthz(State(state): State<AdminState>) -> Response {
     }
 }
 
-pub async fn metrics(State(state): State<AdminState>) -> Response {
+pub(super) async fn metrics(State(state): State<AdminState>) -> Result<Response, AdminError> {
     let capture = state.capture.borrow().clone();
-    let text = state.metrics.render(&state.store.counts(), &capture);
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+    let text = state.metrics.render(&state.store.counts().await?, &capture);
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())
 }
 
-pub async fn webhooks(State(state): State<AdminState>) -> Json<Value> {
-    Json(view::webhooks(&state.config, &state.store.counts()))
+pub(super) async fn webhooks(
+    State(state): State<AdminState>,
+) -> Result<Json<Vec<WebhookSummary>>, AdminError> {
+    let counts = state.store.counts().await?;
+    Ok(Json(history::webhooks(&state.config, &counts)))
 }
 
-pub async fn events(
+pub(super) async fn events(
     State(state): State<AdminState>,
     Query(parameters): Query<ListingParameters>,
-) -> Result<Json<Value>, AdminError> {
+) -> Result<Json<EventList>, AdminError> {
     let query = parameters.to_query()?;
-    let events = state.store.list(&query)?;
-    Ok(Json(json!({
-        "events": events.iter().map(view::event_summary).collect::<Vec<_>>(),
-        "next_before": next_before(&events, query.limit),
-    })))
+    Ok(Json(history::list(state.store.as_ref(), &query).await?))
 }
 
-pub async fn event(
+pub(super) async fn event(
     State(state): State<AdminState>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, AdminError> {
-    let (_, detail) = event_detail(&state, &id)?;
+) -> Result<Json<EventDetail>, AdminError> {
+    let detail = history::detail(state.store.as_ref(), &state.config, &id).await?;
     Ok(Json(detail))
 }
 
-/// The event and its detail view (request and attempts), for the API and the pages.
-pub(super) fn event_detail(
-    state: &AdminState,
-    id: &str,
-) -> Result<(EventRecord, Value), StoreError> {
-    let event = state
-        .store
-        .event(id)?
-        .ok_or_else(|| StoreError::NotFound(id.to_string()))?;
-    let attempts = state.store.attempts(id)?;
-    let detail = view::event_detail(&event, &attempts, &state.config);
-    Ok((event, detail))
-}
-
-pub async fn redeliver(
+pub(super) async fn redeliver(
     State(state): State<AdminState>,
     Path(id): Path<String>,
-) -> Result<(StatusCode, Json<Value>), AdminError> {
-    let event = state.redeliver(&id)?;
-    let body = json!({ "id": event.id, "status": event.status.as_str() });
-    Ok((StatusCode::ACCEPTED, Json(body)))
+) -> Result<(StatusCode, Json<Redelivery>), AdminError> {
+    let redelivery = state.redeliver(&id).await?;
+    Ok((StatusCode::ACCEPTED, Json(redelivery)))
 }
 
 /// `POST /api/redeliver?webhook=NAME[&status=failed]`: every matching event of one
 /// webhook (any status when none is given). Events whose request could not be rendered
 /// cannot be sent and are counted as skipped.
-pub async fn redeliver_matching(
+pub(super) async fn redeliver_matching(
     State(state): State<AdminState>,
     Query(parameters): Query<ListingParameters>,
-) -> Result<(StatusCode, Json<Value>), AdminError> {
-    let mut query = parameters.to_query()?;
+) -> Result<(StatusCode, Json<Redelivered>), AdminError> {
+    let query = parameters.to_query()?;
     let webhook = query
         .webhook
         .clone()
         .ok_or(AdminError::MissingParameter("webhook"))?;
-    if !state.knows_webhook(&webhook) {
+    if !state.knows_webhook(&webhook).await? {
         return Err(AdminError::UnknownWebhook(webhook));
     }
-    query.limit = MAX_LIMIT;
-    let (mut queued, mut skipped) = (0u64, 0u64);
-    let now = now_ms();
-    // Paging by sequence is stable while statuses change: redelivered events keep their
-    // sequence and lie behind the cursor.
-    loop {
-        let page = state.store.list(&query)?;
-        for event in &page {
-            match state.store.redeliver(&event.id, now) {
-                Ok(_) => queued += 1,
-                Err(StoreError::NotRedeliverable { .. } | StoreError::NotFound(_)) => skipped += 1,
-                Err(error) => return Err(error.into()),
-            }
-        }
-        match next_before(&page, query.limit) {
-            Some(before) => query.before = Some(before),
-            None => break,
-        }
-    }
-    if queued > 0 {
-        state.waker.wake(&webhook);
-    }
-    tracing::info!(%webhook, queued, skipped, "events redelivered");
-    let body = json!({ "queued": queued, "skipped": skipped });
-    Ok((StatusCode::ACCEPTED, Json(body)))
+    let done = history::redeliver_matching(state.store.as_ref(), &webhook, query.status).await?;
+    Ok((StatusCode::ACCEPTED, Json(done)))
 }

@@ -1,12 +1,11 @@
-//! The admin side: the history as JSON views (shared with the CLI), and the admin HTTP
-//! server (token auth, JSON API, HTML pages, `/healthz`, `/metrics`).
+//! The admin HTTP server: token auth, the JSON API and HTML pages over the history
+//! (`history`'s typed views), `/healthz` and `/metrics`.
 
 mod api;
 mod auth;
 mod error;
 mod pages;
-pub mod server;
-pub mod view;
+mod server;
 
 pub use error::AdminError;
 pub use server::{AdminState, router, serve};

@@ -7,12 +7,11 @@ use std::fmt::Write;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use serde_json::Value;
 
-use super::api::{DEFAULT_LIMIT, ListingParameters, next_before};
+use super::api::ListingParameters;
 use super::error::AdminError;
 use super::server::AdminState;
-use super::view;
+use crate::history::{self, EventList};
 
 const STYLE: &str = "\
 body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;margin:2rem auto;\
@@ -31,7 +30,7 @@ button{font:inherit;padding:.4rem 1rem;border:1px solid #d0d7de;border-radius:.4
 background:#f6f8fa;cursor:pointer}.muted{color:#656d76}";
 
 /// Escapes text for HTML element content and double- or single-quoted attributes.
-pub fn escape(text: &str) -> String {
+fn escape(text: &str) -> String {
     let mut escaped = String::with_capacity(text.len());
     for character in text.chars() {
         match character {
@@ -46,34 +45,23 @@ pub fn escape(text: &str) -> String {
     escaped
 }
 
-/// Percent-encodes one URL path segment or query value (everything but unreserved bytes).
-pub fn url_component(text: &str) -> String {
-    let mut encoded = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
-            encoded.push(byte as char);
-        } else {
-            let _ = write!(encoded, "%{byte:02X}");
-        }
-    }
-    encoded
+/// Percent-encodes one URL path segment or query value. `form_urlencoded` writes a
+/// space as `+`, which a path would keep literally, so spaces become `%20`.
+fn url_component(text: &str) -> String {
+    form_urlencoded::byte_serialize(text.as_bytes())
+        .collect::<String>()
+        .replace('+', "%20")
 }
 
-/// A JSON view field as display text: strings bare, absent values as a dash.
-fn shown(value: &Value) -> String {
-    match value {
-        Value::Null => "—".to_string(),
-        Value::String(text) => text.clone(),
-        other => other.to_string(),
-    }
+/// An optional value as display text: absent as a dash.
+fn shown<T: ToString>(value: &Option<T>) -> String {
+    value
+        .as_ref()
+        .map_or_else(|| "—".to_string(), ToString::to_string)
 }
 
-fn cell(value: &Value) -> String {
-    escape(&shown(value))
-}
-
-fn badge(status: &Value) -> String {
-    let status = escape(&shown(status));
+fn badge(status: &str) -> String {
+    let status = escape(status);
     format!("<span class=\"badge {status}\">{status}</span>")
 }
 
@@ -88,7 +76,7 @@ fn layout(title: &str, body: &str) -> String {
 }
 
 /// A failed page: the JSON API's message, as HTML.
-pub struct PageError(AdminError);
+pub(super) struct PageError(AdminError);
 
 impl<E: Into<AdminError>> From<E> for PageError {
     fn from(error: E) -> PageError {
@@ -110,51 +98,48 @@ impl IntoResponse for PageError {
     }
 }
 
-pub async fn home(State(state): State<AdminState>) -> Html<String> {
-    let webhooks = view::webhooks(&state.config, &state.store.counts());
+pub(super) async fn home(State(state): State<AdminState>) -> Result<Html<String>, PageError> {
+    let counts = state.store.counts().await?;
     let mut body = String::from(
         "<h1>Webhooks</h1><table><tr><th>name</th><th>model</th><th>method</th><th>URL</th>\
 <th>active</th><th>pending</th><th>delivered</th><th>failed</th></tr>",
     );
-    for webhook in webhooks.as_array().into_iter().flatten() {
-        let name = shown(&webhook["name"]);
-        let counts = &webhook["counts"];
+    for webhook in history::webhooks(&state.config, &counts) {
         let _ = write!(
             body,
             "<tr><td><a href=\"/webhooks/{link}\">{name}</a></td><td>{model}</td><td>{method}</td>\
 <td>{url}</td><td>{active}</td><td class=\"number\">{pending}</td>\
 <td class=\"number\">{delivered}</td><td class=\"number\">{failed}</td></tr>",
-            link = escape(&url_component(&name)),
-            name = escape(&name),
-            model = cell(&webhook["model"]),
-            method = cell(&webhook["method"]),
-            url = cell(&webhook["url"]),
-            active = if webhook["active"] == Value::Bool(true) {
-                "yes"
-            } else {
-                "no"
-            },
-            pending = cell(&counts["pending"]),
-            delivered = cell(&counts["delivered"]),
-            failed = cell(&counts["failed"]),
+            link = escape(&url_component(&webhook.name)),
+            name = escape(&webhook.name),
+            model = escape(&webhook.model),
+            method = escape(&webhook.method),
+            url = escape(&webhook.url),
+            active = if webhook.active { "yes" } else { "no" },
+            pending = webhook.counts.pending,
+            delivered = webhook.counts.delivered,
+            failed = webhook.counts.failed,
         );
     }
     body.push_str("</table>");
-    Html(layout("Webhooks", &body))
+    Ok(Html(layout("Webhooks", &body)))
 }
 
-pub async fn webhook(
+pub(super) async fn webhook(
     State(state): State<AdminState>,
     Path(name): Path<String>,
     Query(mut parameters): Query<ListingParameters>,
 ) -> Result<Html<String>, PageError> {
-    if !state.knows_webhook(&name) {
+    if !state.knows_webhook(&name).await? {
         return Err(AdminError::UnknownWebhook(name).into());
     }
     parameters.webhook = Some(name.clone());
     parameters.limit = None;
     let query = parameters.to_query()?;
-    let events = state.store.list(&query)?;
+    let EventList {
+        events,
+        next_before,
+    } = history::list(state.store.as_ref(), &query).await?;
     let link = format!("/webhooks/{}", url_component(&name));
     let status = query.status.map(|status| status.as_str());
 
@@ -181,19 +166,18 @@ pub async fn webhook(
 <th>last status code</th><th>last error</th><th>created</th></tr>",
     );
     for event in &events {
-        let summary = view::event_summary(event);
         let _ = write!(
             body,
             "<tr><td><a href=\"/events/{link}\">{id}</a></td><td>{kind}</td><td>{status}</td>\
 <td class=\"number\">{attempts}</td><td>{code}</td><td>{error}</td><td>{created}</td></tr>",
             link = escape(&url_component(&event.id)),
             id = escape(&event.id),
-            kind = cell(&summary["type"]),
-            status = badge(&summary["status"]),
-            attempts = cell(&summary["attempts"]),
-            code = cell(&summary["last_status_code"]),
-            error = cell(&summary["last_error"]),
-            created = cell(&summary["created_at"]),
+            kind = escape(&event.kind),
+            status = badge(event.status.as_str()),
+            attempts = event.attempts,
+            code = escape(&shown(&event.last_status_code)),
+            error = escape(&shown(&event.last_error)),
+            created = escape(&event.created_at),
         );
     }
     body.push_str("</table>");
@@ -208,7 +192,7 @@ pub async fn webhook(
         };
         let _ = write!(body, "<a href=\"{}\">← newest</a>", escape(&newest));
     }
-    if let Some(before) = next_before(&events, DEFAULT_LIMIT) {
+    if let Some(before) = next_before {
         let older = match status {
             Some(status) => format!("{link}?status={status}&before={before}"),
             None => format!("{link}?before={before}"),
@@ -219,106 +203,104 @@ pub async fn webhook(
     Ok(Html(layout(&name, &body)))
 }
 
-pub async fn event(
+pub(super) async fn event(
     State(state): State<AdminState>,
     Path(id): Path<String>,
 ) -> Result<Html<String>, PageError> {
-    let (event, detail) = super::api::event_detail(&state, &id)?;
+    let detail = history::detail(state.store.as_ref(), &state.config, &id).await?;
 
-    let mut body = format!("<h1>Event {}</h1><table>", escape(&event.id));
-    let webhook_link = format!("/webhooks/{}", url_component(&event.webhook));
+    let mut body = format!("<h1>Event {}</h1><table>", escape(&detail.id));
+    let webhook_link = format!("/webhooks/{}", url_component(&detail.webhook));
     let _ = write!(
         body,
         "<tr><th>webhook</th><td><a href=\"{}\">{}</a></td></tr>",
         escape(&webhook_link),
-        escape(&event.webhook)
+        escape(&detail.webhook)
     );
-    for (label, key) in [
-        ("model", "model"),
-        ("type", "type"),
-        ("last status code", "last_status_code"),
-        ("last error", "last_error"),
-        ("created", "created_at"),
-        ("next attempt", "next_attempt_at"),
-        ("finished", "finished_at"),
-        ("render error", "render_error"),
+    for (label, value) in [
+        ("model", Some(detail.model.clone())),
+        ("type", Some(detail.kind.clone())),
+        (
+            "last status code",
+            detail.last_status_code.map(|code| code.to_string()),
+        ),
+        ("last error", detail.last_error.clone()),
+        ("created", Some(detail.created_at.clone())),
+        ("next attempt", detail.next_attempt_at.clone()),
+        ("finished", detail.finished_at.clone()),
+        ("render error", detail.render_error.clone()),
     ] {
         let _ = write!(
             body,
             "<tr><th>{label}</th><td>{}</td></tr>",
-            cell(&detail[key])
+            escape(&shown(&value))
         );
     }
-    // In the detail, `attempts` is the list (shown below); here, how many.
     let _ = write!(
         body,
-        "<tr><th>attempts</th><td>{}</td></tr>",
-        event.attempts
+        "<tr><th>attempts</th><td>{}</td></tr><tr><th>status</th><td>{}</td></tr></table>",
+        detail.attempts.len(),
+        badge(detail.status.as_str())
     );
-    let _ = write!(
-        body,
-        "<tr><th>status</th><td>{}</td></tr></table>",
-        badge(&detail["status"])
-    );
-    if event.render_error.is_none() {
+    if detail.render_error.is_none() {
         let _ = write!(
             body,
             "<form method=\"post\" action=\"/events/{}/redeliver\">\
 <button type=\"submit\">Redeliver now</button></form>",
-            escape(&url_component(&event.id))
+            escape(&url_component(&detail.id))
         );
     }
 
-    let request = &detail["request"];
-    let _ = write!(
-        body,
-        "<h2>Request</h2><p><strong>{}</strong> {}</p><table><tr><th>header</th><th>value</th></tr>",
-        cell(&request["method"]),
-        cell(&request["url"])
-    );
-    for pair in request["headers"].as_array().into_iter().flatten() {
+    if let Some(request) = &detail.request {
         let _ = write!(
             body,
-            "<tr><td>{}</td><td>{}</td></tr>",
-            cell(&pair[0]),
-            cell(&pair[1])
+            "<h2>Request</h2><p><strong>{}</strong> {}</p><table><tr><th>header</th><th>value</th></tr>",
+            escape(&request.method),
+            escape(&request.url)
         );
-    }
-    body.push_str("</table>");
-    match &request["body"] {
-        Value::Null => body.push_str("<p class=\"muted\">No body.</p>"),
-        text => {
-            let _ = write!(body, "<pre>{}</pre>", cell(text));
+        for (name, value) in &request.headers {
+            let _ = write!(
+                body,
+                "<tr><td>{}</td><td>{}</td></tr>",
+                escape(name),
+                escape(value)
+            );
+        }
+        body.push_str("</table>");
+        match &request.body {
+            None => body.push_str("<p class=\"muted\">No body.</p>"),
+            Some(text) => {
+                let _ = write!(body, "<pre>{}</pre>", escape(text));
+            }
         }
     }
 
     body.push_str("<h2>Attempts</h2>");
-    let attempts = detail["attempts"].as_array().cloned().unwrap_or_default();
-    if attempts.is_empty() {
+    if detail.attempts.is_empty() {
         body.push_str("<p class=\"muted\">No attempts yet.</p>");
     } else {
         body.push_str(
             "<table><tr><th>#</th><th>started</th><th>duration</th><th>status code</th>\
 <th>outcome</th><th>error</th><th>response body</th></tr>",
         );
-        for attempt in &attempts {
+        for attempt in &detail.attempts {
             let _ = write!(
                 body,
                 "<tr><td class=\"number\">{number}</td><td>{started}</td>\
 <td class=\"number\">{duration} ms</td><td>{code}</td><td>{outcome}</td><td>{error}</td>\
 <td><pre>{response}</pre></td></tr>",
-                number = cell(&attempt["number"]),
-                started = cell(&attempt["started_at"]),
-                duration = cell(&attempt["duration_ms"]),
-                code = cell(&attempt["status_code"]),
-                outcome = badge(&attempt["outcome"]),
-                error = cell(&attempt["error"]),
-                response = escape(attempt["response_body"].as_str().unwrap_or_default()),
+                number = attempt.number,
+                started = escape(&attempt.started_at),
+                duration = attempt.duration_ms,
+                code = escape(&shown(&attempt.status_code)),
+                outcome = badge(&attempt.outcome),
+                error = escape(&shown(&attempt.error)),
+                response = escape(&attempt.response_body),
             );
         }
         body.push_str("</table>");
     }
-    Ok(Html(layout(&format!("Event {}", event.id), &body)))
+    Ok(Html(layout(&format!("Event {}", detail.id), &body)))
 }
 
 /// Whether the browser says the form was posted from another site. Browsers send Basic
@@ -339,7 +321,7 @@ fn cross_site(headers: &HeaderMap) -> bool {
     }
 }
 
-pub async fn redeliver(
+pub(super) async fn redeliver(
     State(state): State<AdminState>,
     Path(id): Path<String>,
     headers: HeaderMap,
@@ -347,7 +329,7 @@ pub async fn redeliver(
     if cross_site(&headers) {
         return Err(AdminError::CrossSite.into());
     }
-    state.redeliver(&id)?;
+    state.redeliver(&id).await?;
     let location = format!("/events/{}", url_component(&id));
     // `Redirect::to` answers 303 See Other, so the browser follows with a GET.
     Ok(Redirect::to(&location).into_response())
@@ -370,7 +352,8 @@ mod tests {
 
     #[test]
     fn encodes_url_components() {
-        assert_eq!(url_component("evt_01-a.b~c"), "evt_01-a.b~c");
+        assert_eq!(url_component("evt_01-a.b_c"), "evt_01-a.b_c");
+        assert_eq!(url_component("a~b"), "a%7Eb");
         assert_eq!(url_component("a b/c?d&é"), "a%20b%2Fc%3Fd%26%C3%A9");
     }
 

@@ -10,22 +10,19 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use super::{api, auth, pages};
+use crate::capture::CaptureStatus;
 use crate::config::Config;
-use crate::deliver::DispatchWaker;
 use crate::metrics::Metrics;
 use crate::shutdown::Shutdown;
-use crate::source::stage::CaptureStatus;
-use crate::store::Store;
+use crate::store::EventStore;
 
-/// What every handler reads: the config, the history, counters, the capture status,
-/// and the lanes to wake after a redelivery.
+/// What every handler reads: the config, the history, counters and the capture status.
 #[derive(Clone)]
 pub struct AdminState {
     pub config: Arc<Config>,
-    pub store: Arc<Store>,
+    pub store: Arc<dyn EventStore>,
     pub metrics: Arc<Metrics>,
     pub capture: watch::Receiver<CaptureStatus>,
-    pub waker: DispatchWaker,
 }
 
 /// All routes. Probes (`/healthz`, `/metrics`) are open so monitoring needs no token;

@@ -1,37 +1,31 @@
 //! The server end to end over TCP: a temporary store, a parsed config, reqwest.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::Value;
 use tokio::sync::watch;
 
 use super::*;
+use crate::capture::CaptureState;
 use crate::change::Lsn;
+use crate::event::{Content, ErrorKind, NewEvent, Request, Status};
 use crate::shutdown::{self, ShutdownTrigger};
-use crate::source::stage::CaptureState;
-use crate::store::records::{
-    AttemptRecord, ErrorKind, EventRecord, Schedule, Status, StoredRequest,
-};
+use crate::store::suite::{self, T0, append};
+use crate::store::{EventStore, temporary_store};
 
 const TOKEN: &str = "s3cret-token";
 
 struct Harness {
     base: String,
     client: reqwest::Client,
-    store: Arc<Store>,
+    store: Arc<dyn EventStore>,
     capture: watch::Sender<CaptureStatus>,
     trigger: ShutdownTrigger,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
-    directory: PathBuf,
-}
-
-impl Drop for Harness {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.directory);
-    }
 }
 
 fn config() -> Config {
@@ -58,55 +52,38 @@ url = "https://example.com/other"
     crate::config::parse(Path::new("rowhook.toml"), &text, &|_| None).unwrap()
 }
 
-fn event(store: &Store, id: &str, webhook: &str) -> EventRecord {
-    EventRecord {
-        id: id.to_string(),
-        webhook: webhook.to_string(),
-        model: "order".into(),
-        kind: "order.created".into(),
-        envelope: None,
-        request: StoredRequest {
-            method: "POST".into(),
-            url: "https://user:hunter2@example.com/hook".into(),
-            headers: vec![("Authorization".into(), "Bearer abc".into())],
-            body: Some(r#"{"note":"<script>alert(1)</script>"}"#.into()),
+fn event(id: &str, webhook: &str) -> NewEvent {
+    NewEvent {
+        content: Content::Rendered {
+            request: Request {
+                method: "POST".into(),
+                url: "https://user:hunter2@example.com/hook".into(),
+                headers: vec![("Authorization".into(), "Bearer abc".into())],
+                body: Some(r#"{"note":"<script>alert(1)</script>"}"#.into()),
+            },
+            envelope: None,
         },
-        created_at_ms: 1_000,
-        sequence: store.next_sequence().unwrap(),
-        status: Status::Pending,
-        attempts: 0,
-        schedule: Schedule::Regular,
-        next_attempt_at_ms: Some(1_000),
-        last_status_code: None,
-        last_error: None,
-        finished_at_ms: None,
-        render_error: None,
+        ..suite::event(id, webhook)
     }
 }
 
-fn fail(store: &Store, id: &str) {
-    let attempt = AttemptRecord {
-        number: 1,
-        started_at_ms: 2_000,
-        duration_ms: 15,
-        status_code: Some(500),
-        error_kind: Some(ErrorKind::Status),
-        error: Some("status 500".into()),
-        response_body: "<b>oops</b>".into(),
-    };
-    store.finish_attempt(id, &attempt, None, 2_100).unwrap();
+/// Makes one attempt of event `id` (due now), which fails for good. The other events it
+/// claims on the way stay claimed, and pending.
+async fn fail(store: &dyn EventStore, id: &str) {
+    let due = store.claim_due("hook", u64::MAX, 100).await.unwrap().events;
+    let claimed = due.iter().find(|claimed| claimed.id == id).unwrap();
+    let mut failed = suite::finished(
+        claimed,
+        Some(ErrorKind::Status),
+        &[Duration::ZERO],
+        T0 + 100,
+    );
+    failed.attempt.response_body = "<b>oops</b>".into();
+    store.record_attempts(vec![failed]).await.unwrap();
 }
 
 async fn start() -> Harness {
-    let directory = std::env::temp_dir().join(format!(
-        "rowhook-admin-test-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    ));
-    let store = Arc::new(Store::open(&directory).unwrap());
+    let store = temporary_store().await;
     let (capture, capture_receiver) = watch::channel(CaptureStatus::default());
     let (trigger, shutdown) = shutdown::channel();
     let state = AdminState {
@@ -114,7 +91,6 @@ async fn start() -> Harness {
         store: store.clone(),
         metrics: Arc::new(Metrics::default()),
         capture: capture_receiver,
-        waker: DispatchWaker::default(),
     };
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address: SocketAddr = listener.local_addr().unwrap();
@@ -130,7 +106,6 @@ async fn start() -> Harness {
         capture,
         trigger,
         server,
-        directory,
     }
 }
 
@@ -216,13 +191,9 @@ async fn health_follows_capture() {
 #[tokio::test]
 async fn events_listing_pages_and_validates() {
     let harness = start().await;
-    for id in ["evt_1", "evt_2", "evt_3"] {
-        harness
-            .store
-            .insert(&event(&harness.store, id, "hook"))
-            .unwrap();
-    }
-    fail(&harness.store, "evt_1");
+    let events = ["evt_1", "evt_2", "evt_3"].map(|id| event(id, "hook"));
+    append(harness.store.as_ref(), events.to_vec()).await;
+    fail(harness.store.as_ref(), "evt_1").await;
 
     let (status, webhooks) = harness.json("/api/webhooks").await;
     assert_eq!(status, 200);
@@ -274,16 +245,17 @@ async fn events_listing_pages_and_validates() {
 #[tokio::test]
 async fn redelivery_one_and_many() {
     let harness = start().await;
-    for id in ["evt_1", "evt_2", "evt_3"] {
-        harness
-            .store
-            .insert(&event(&harness.store, id, "hook"))
-            .unwrap();
-        fail(&harness.store, id);
-    }
-    let mut broken = event(&harness.store, "evt_broken", "hook");
-    broken.render_error = Some("template error".into());
-    harness.store.insert(&broken).unwrap();
+    let events = ["evt_1", "evt_2", "evt_3"].map(|id| event(id, "hook"));
+    append(harness.store.as_ref(), events.to_vec()).await;
+    suite::fail_all(harness.store.as_ref(), "hook").await;
+    let broken = NewEvent {
+        content: Content::Unrendered {
+            reason: "url: template error".into(),
+            envelope: "{}".into(),
+        },
+        ..event("evt_broken", "hook")
+    };
+    append(harness.store.as_ref(), vec![broken]).await;
 
     let response = harness.post("/api/events/evt_1/redeliver").await;
     assert_eq!(response.status(), 202);
@@ -306,8 +278,10 @@ async fn redelivery_one_and_many() {
     assert_eq!(bulk.status(), 202);
     let body: Value = serde_json::from_str(&bulk.text().await.unwrap()).unwrap();
     assert_eq!(body["queued"], 2);
-    let counts = harness.store.counts();
-    assert_eq!(counts["hook"].get(&Status::Failed).copied().unwrap_or(0), 0);
+    assert_eq!(body["skipped"], 1);
+    // Only the event that never rendered is still failed: it cannot be sent.
+    let counts = harness.store.counts().await.unwrap();
+    assert_eq!(counts["hook"].get(&Status::Failed).copied().unwrap_or(0), 1);
 
     assert_eq!(
         harness.post("/api/redeliver?webhook=nope").await.status(),
@@ -322,11 +296,8 @@ async fn redelivery_one_and_many() {
 #[tokio::test]
 async fn pages_render_escaped_and_redeliver() {
     let harness = start().await;
-    harness
-        .store
-        .insert(&event(&harness.store, "evt_1", "hook"))
-        .unwrap();
-    fail(&harness.store, "evt_1");
+    append(harness.store.as_ref(), vec![event("evt_1", "hook")]).await;
+    fail(harness.store.as_ref(), "evt_1").await;
 
     let (status, home) = harness.get("/").await;
     assert_eq!(status, 200);
@@ -355,8 +326,8 @@ async fn pages_render_escaped_and_redeliver() {
     let response = harness.post("/events/evt_1/redeliver").await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     assert_eq!(response.headers()["location"], "/events/evt_1");
-    let event = harness.store.event("evt_1").unwrap().unwrap();
-    assert_eq!(event.status, Status::Pending);
+    let event = harness.store.event("evt_1").await.unwrap().unwrap();
+    assert_eq!(event.record.status, Status::Pending);
 
     let forged = harness
         .client

@@ -2,9 +2,10 @@
 
 use std::path::Path;
 
+use rowhook::capture::finding::{Finding, Severity};
+use rowhook::capture::{notify, replication};
 use rowhook::config::SourceMode;
-use rowhook::source::finding::{Finding, Severity};
-use rowhook::source::{database, notify, replication};
+use rowhook::postgres::connection;
 
 use super::{Failure, database_url, load_config};
 
@@ -21,7 +22,7 @@ pub async fn run(path: &Path, offline: bool) -> Result<(), Failure> {
         return Ok(());
     }
     let url = database_url(&config)?;
-    let findings = match database::connect(&url).await {
+    let findings = match connection::connect(&url).await {
         Err(error) => vec![Finding::error(error.to_string())],
         Ok(client) => match config.source.mode {
             SourceMode::Replication => replication::check::check(&client, &url, &config).await,

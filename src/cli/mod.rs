@@ -13,9 +13,9 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use rowhook::config::{self, Config};
+use rowhook::postgres::DatabaseUrl;
 use rowhook::route::Router;
 use rowhook::shutdown::{self, Shutdown, ShutdownTrigger};
-use rowhook::source::database_url::{self, DatabaseUrl};
 
 /// Why a command failed, which decides the exit code (CONTRACT §1).
 pub enum Failure {
@@ -40,14 +40,6 @@ impl Failure {
             }
         }
     }
-
-    /// The failure as one line, for reporting it among others.
-    pub fn text(&self) -> String {
-        match self {
-            Failure::Configuration(lines) => lines.join("; "),
-            Failure::Runtime(error) => format!("{error:#}"),
-        }
-    }
 }
 
 impl From<anyhow::Error> for Failure {
@@ -63,7 +55,7 @@ pub fn load_config(path: &Path) -> Result<Config, Failure> {
 }
 
 pub fn database_url(config: &Config) -> Result<DatabaseUrl, Failure> {
-    database_url::parse(&config.source.url).map_err(|error| {
+    DatabaseUrl::parse(&config.source.url).map_err(|error| {
         Failure::Configuration(vec![format!(
             "{}: source.url: {error}",
             config.file.display()

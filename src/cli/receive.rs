@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use anyhow::{Context, anyhow};
 use axum::http::StatusCode;
-use rowhook::deliver::signature;
 use rowhook::receive::{self, Receipt, Receiver};
+use rowhook::signature;
 use tokio::sync::mpsc;
 
 use super::{Failure, shutdown_on_signals};

@@ -5,16 +5,19 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use anyhow::{Context, anyhow};
-use rowhook::admin::view;
+use rowhook::capture::value;
 use rowhook::change::{Action, Change, Lsn, Position, Row, TableName, quote_identifier};
 use rowhook::config::Config;
 use rowhook::deliver::client::{AttemptOptions, DeliveryClient};
-use rowhook::deliver::now_ms;
-use rowhook::source::{database, value};
-use rowhook::store::records::{AttemptRecord, EventRecord, Schedule, Status};
+use rowhook::event::Attempt;
+use rowhook::history::masked_request;
+use rowhook::outgoing::Outgoing;
+use rowhook::postgres::connection;
+use rowhook::time::now_ms;
 use serde_json::Value;
 use tokio_postgres::SimpleQueryMessage;
 
+use super::events::text::request_text;
 use super::{Failure, database_url, load_config, router};
 
 /// The session settings the replication connection pins, so that values are written in
@@ -62,36 +65,20 @@ pub async fn run(path: &Path, name: &str, item: Option<&str>) -> Result<(), Fail
         .request
         .map_err(|error| anyhow!("cannot render the request: {error}"))?;
 
-    // request_view shows the request exactly as delivery sends it; it reads the event.
-    let event = EventRecord {
-        id: routed.id.clone(),
-        webhook: routed.webhook,
-        model: routed.model,
-        kind: routed.kind,
-        envelope: None,
-        request: request.clone(),
-        created_at_ms: now,
-        sequence: 0,
-        status: Status::Pending,
-        attempts: 0,
-        schedule: Schedule::Regular,
-        next_attempt_at_ms: Some(now),
-        last_status_code: None,
-        last_error: None,
-        finished_at_ms: None,
-        render_error: None,
-    };
+    // The request exactly as delivery sends it, secrets masked.
     print!(
         "{}",
-        request_text(&view::request_view(&event, &request, Some(webhook)))
+        request_text(&masked_request(&routed.id, &request, Some(webhook)))
     );
 
     let client = DeliveryClient::new().context("cannot build the HTTP client")?;
     let options = AttemptOptions {
         number: 1,
-        event_id: &routed.id,
-        event_id_header: &webhook.delivery.event_id_header,
-        secret: webhook.secret.as_deref(),
+        outgoing: Outgoing {
+            event_id: &routed.id,
+            event_id_header: &webhook.delivery.event_id_header,
+            secret: webhook.secret.as_deref(),
+        },
         timeout: webhook.delivery.timeout,
     };
     let attempt = client.attempt(&request, &options).await;
@@ -140,8 +127,10 @@ pub fn parse_item(text: &str) -> Result<Row, Failure> {
 /// each value converted as capture converts it.
 async fn newest_row(config: &Config, table: &TableName) -> Result<Row, Failure> {
     let url = database_url(config)?;
-    let client = database::connect(&url).await.map_err(anyhow::Error::from)?;
-    let sql_error = |error: tokio_postgres::Error| anyhow!("{}", database::describe(&error));
+    let client = connection::connect(&url)
+        .await
+        .map_err(anyhow::Error::from)?;
+    let sql_error = |error: tokio_postgres::Error| anyhow!("{}", connection::describe(&error));
     client
         .batch_execute(SESSION_SETTINGS)
         .await
@@ -205,31 +194,8 @@ pub fn newest_row_query(table: &TableName, key_columns: &[String]) -> String {
     format!("SELECT * FROM {} ORDER BY {order} LIMIT 1", table.quoted())
 }
 
-/// A `view::request_view` as text: the request line, one header a line, the body.
-pub fn request_text(request: &Value) -> String {
-    let text_of = |key: &str| request.get(key).and_then(Value::as_str).unwrap_or("-");
-    let mut text = format!("request\n  {} {}\n", text_of("method"), text_of("url"));
-    if let Some(Value::Array(headers)) = request.get("headers") {
-        for header in headers {
-            let name = header.get(0).and_then(Value::as_str).unwrap_or_default();
-            let value = header.get(1).and_then(Value::as_str).unwrap_or_default();
-            let _ = writeln!(text, "  {name}: {value}");
-        }
-    }
-    match request.get("body").and_then(Value::as_str) {
-        Some(body) => {
-            text.push('\n');
-            for line in body.lines() {
-                let _ = writeln!(text, "  {line}");
-            }
-        }
-        None => text.push_str("  (no body)\n"),
-    }
-    text
-}
-
 /// The attempt's outcome: status code or error kind and text, duration, response body.
-pub fn response_text(attempt: &AttemptRecord) -> String {
+pub fn response_text(attempt: &Attempt) -> String {
     let mut text = String::from("response\n");
     let outcome = attempt.error_kind.map_or("success", |kind| kind.as_str());
     match attempt.status_code {
@@ -257,8 +223,7 @@ pub fn response_text(attempt: &AttemptRecord) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rowhook::store::records::ErrorKind;
-    use serde_json::json;
+    use rowhook::event::ErrorKind;
 
     #[test]
     fn newest_row_orders_by_key_or_ctid() {
@@ -287,16 +252,8 @@ mod tests {
     }
 
     #[test]
-    fn request_and_response_read_well() {
-        let request = json!({
-            "method": "POST", "url": "https://example.com/hook",
-            "headers": [["authorization", "••••"]], "body": "{\"id\":1}",
-        });
-        assert_eq!(
-            request_text(&request),
-            "request\n  POST https://example.com/hook\n  authorization: ••••\n\n  {\"id\":1}\n"
-        );
-        let attempt = AttemptRecord {
+    fn responses_read_well() {
+        let attempt = Attempt {
             number: 1,
             started_at_ms: 0,
             duration_ms: 7,

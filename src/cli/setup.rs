@@ -3,15 +3,18 @@
 use std::path::Path;
 
 use anyhow::Context;
+use rowhook::capture::{notify, replication};
 use rowhook::config::SourceMode;
-use rowhook::source::{database, notify, replication};
+use rowhook::postgres::connection;
 
 use super::{Failure, database_url, load_config};
 
 pub async fn run(path: &Path, replica_identity_full: bool) -> Result<(), Failure> {
     let config = load_config(path)?;
     let url = database_url(&config)?;
-    let client = database::connect(&url).await.map_err(anyhow::Error::from)?;
+    let client = connection::connect(&url)
+        .await
+        .map_err(anyhow::Error::from)?;
     let report = match config.source.mode {
         SourceMode::Replication => {
             replication::setup::setup(&client, &config, replica_identity_full)

@@ -7,13 +7,13 @@ use std::io::Write;
 use std::path::Path;
 
 use anyhow::Context;
+use rowhook::capture::Source;
+use rowhook::capture::notify::NotifySource;
+use rowhook::capture::replication::{ReplicationSource, SlotKind};
+use rowhook::capture::stage::{Captured, acknowledgement_channel};
 use rowhook::change::{Lsn, TableName};
 use rowhook::config::SourceMode;
 use rowhook::envelope::envelope;
-use rowhook::source::capture::Source;
-use rowhook::source::notify::NotifySource;
-use rowhook::source::replication::{ReplicationSource, SlotKind};
-use rowhook::source::stage::{Captured, acknowledgement_channel};
 use tokio::sync::mpsc;
 
 use super::{Failure, database_url, load_config, shutdown_on_signals};
@@ -56,8 +56,8 @@ pub async fn run(path: &Path) -> Result<(), Failure> {
                     .and_then(|()| output.write_all(b"\n")),
                 None => Ok(()),
             },
-            Captured::Commit { end_lsn } => {
-                acknowledger.acknowledge(end_lsn);
+            Captured::Commit(position) => {
+                acknowledger.acknowledge(position);
                 output.flush()
             }
         };

@@ -33,7 +33,7 @@ use std::time::Duration;
 use thiserror::Error;
 
 use crate::change::{Action, TableName};
-use crate::source::database_url::{MASK, mask_url_password};
+use crate::secret::{MASK, mask_url_password};
 
 pub use duration::{DurationError, format_duration, parse_duration};
 pub use table_name::{TableNameError, parse_table_name};
@@ -71,7 +71,7 @@ impl Config {
 #[derive(Clone)]
 pub struct SourceConfig {
     /// A libpq-style connection string, already checked to parse as a
-    /// [`DatabaseUrl`](crate::source::database_url::DatabaseUrl).
+    /// [`DatabaseUrl`](crate::postgres::DatabaseUrl).
     pub url: String,
     /// Whether `url` held a `${NAME}` reference: show it only through
     /// [`mask_url_password`].

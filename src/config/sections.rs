@@ -10,7 +10,7 @@ use toml::{Table, Value};
 use super::reader::{Reader, key_path};
 use super::table_name::{MAX_IDENTIFIER_BYTES, parse_table_name};
 use super::{AdminConfig, ModelConfig, SourceConfig, SourceMode, StoreConfig};
-use crate::source::database_url;
+use crate::postgres::DatabaseUrl;
 
 const DEFAULT_SLOT_AND_PUBLICATION: &str = "rowhook";
 const DEFAULT_STORE_PATH: &str = "data/rowhook";
@@ -29,7 +29,7 @@ pub(super) fn read_source(reader: &mut Reader, document: &Table) -> SourceConfig
     if let Some(url) = &url {
         if url.text.is_empty() {
             reader.error(key_path(path, "url"), "must not be empty");
-        } else if let Err(error) = database_url::parse(&url.text) {
+        } else if let Err(error) = DatabaseUrl::parse(&url.text) {
             reader.error(key_path(path, "url"), error);
         }
     }

@@ -1,5 +1,5 @@
 //! One delivery attempt: send a stored request once and turn whatever happens into an
-//! [`AttemptRecord`]. Every failure becomes a record, never a panic or a lost error.
+//! [`Attempt`]. Every failure becomes a record, never a panic or a lost error.
 //!
 //! Contract (CONTRACT §2, §3, §6):
 //! - only a `2xx` answer, received in full (or up to the 4 KiB we read) within the
@@ -8,8 +8,7 @@
 //!   the body we read;
 //! - the first 4 KiB of the response body are kept, and no more is downloaded.
 
-use std::fmt;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, LOCATION};
 use reqwest::{Method, StatusCode, Url, redirect};
@@ -18,16 +17,12 @@ use crate::deliver::failure::{
     Failure, body_failure, cause_text, invalid_request, redirect_failure, sending_failure,
     status_line, timeout_failure,
 };
-use crate::deliver::signature::{self, SignatureError};
-use crate::store::records::{AttemptRecord, ErrorKind, StoredRequest};
+use crate::event::{Attempt, ErrorKind, Request};
+use crate::outgoing::Outgoing;
+use crate::time::unix_ms;
 
 /// How much of a response body an attempt keeps (CONTRACT §6).
 pub const RESPONSE_BODY_LIMIT: usize = 4096;
-
-const USER_AGENT: &str = concat!("rowhook/", env!("CARGO_PKG_VERSION"));
-const WEBHOOK_ID: &str = "webhook-id";
-const WEBHOOK_TIMESTAMP: &str = "webhook-timestamp";
-const WEBHOOK_SIGNATURE: &str = "webhook-signature";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -36,77 +31,13 @@ pub enum ClientError {
 }
 
 /// What one attempt needs besides the stored request.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug)]
 pub struct AttemptOptions<'a> {
     /// 1 for the first attempt; redeliveries continue the numbering.
     pub number: u32,
-    pub event_id: &'a str,
-    /// The header that carries the event id (`[delivery] event_id_header`).
-    pub event_id_header: &'a str,
-    /// The Standard Webhooks `whsec_…` secret, when the webhook signs its requests.
-    pub secret: Option<&'a str>,
+    /// The headers delivery adds to the stored ones.
+    pub outgoing: Outgoing<'a>,
     pub timeout: Duration,
-}
-
-impl fmt::Debug for AttemptOptions<'_> {
-    // Written by hand so that the secret never reaches a log line.
-    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        formatter
-            .debug_struct("AttemptOptions")
-            .field("number", &self.number)
-            .field("event_id", &self.event_id)
-            .field("event_id_header", &self.event_id_header)
-            .field("secret", &self.secret.map(|_| "••••"))
-            .field("timeout", &self.timeout)
-            .finish()
-    }
-}
-
-/// The headers an attempt sends, in order: the stored headers, `user-agent` unless the
-/// stored headers set one, the event-id header, and with a secret the three Standard
-/// Webhooks headers signed over the stored body (empty when there is none).
-///
-/// The headers rowhook owns (the event-id header, and the signing headers when signing)
-/// replace stored headers of the same name, compared case-insensitively, so the receiver
-/// sees exactly one value and it is the one that verifies. `webhook-id` is sent once when
-/// it is also the event-id header.
-///
-/// Fails only when the secret cannot be used, which configuration validation prevents.
-pub fn outgoing_headers(
-    request: &StoredRequest,
-    options: &AttemptOptions,
-    timestamp: i64,
-) -> Result<Vec<(String, String)>, SignatureError> {
-    let body = request.body.as_deref().unwrap_or_default().as_bytes();
-    let signature = options
-        .secret
-        .map(|secret| signature::sign(secret, options.event_id, timestamp, body))
-        .transpose()?;
-
-    let mut owned = vec![options.event_id_header, "user-agent"];
-    if signature.is_some() {
-        owned.extend([WEBHOOK_ID, WEBHOOK_TIMESTAMP, WEBHOOK_SIGNATURE]);
-    }
-    let mut headers: Vec<(String, String)> = request
-        .headers
-        .iter()
-        .filter(|(name, _)| !owned.iter().any(|own| own.eq_ignore_ascii_case(name)))
-        .cloned()
-        .collect();
-
-    headers.push(("user-agent".to_owned(), USER_AGENT.to_owned()));
-    headers.push((
-        options.event_id_header.to_owned(),
-        options.event_id.to_owned(),
-    ));
-    if let Some(signature) = signature {
-        if !options.event_id_header.eq_ignore_ascii_case(WEBHOOK_ID) {
-            headers.push((WEBHOOK_ID.to_owned(), options.event_id.to_owned()));
-        }
-        headers.push((WEBHOOK_TIMESTAMP.to_owned(), timestamp.to_string()));
-        headers.push((WEBHOOK_SIGNATURE.to_owned(), signature));
-    }
-    Ok(headers)
 }
 
 /// One connection pool shared by every webhook; cheap to clone.
@@ -127,12 +58,8 @@ impl DeliveryClient {
     }
 
     /// Sends `request` once and records the outcome.
-    pub async fn attempt(
-        &self,
-        request: &StoredRequest,
-        options: &AttemptOptions<'_>,
-    ) -> AttemptRecord {
-        let started_at_ms = unix_milliseconds(SystemTime::now());
+    pub async fn attempt(&self, request: &Request, options: &AttemptOptions<'_>) -> Attempt {
+        let started_at_ms = unix_ms(SystemTime::now());
         let timestamp = i64::try_from(started_at_ms / 1000).unwrap_or(i64::MAX);
         let clock = Instant::now();
         let mut answer = Answer::default();
@@ -154,7 +81,7 @@ impl DeliveryClient {
             Ok(()) => (None, None),
             Err(failure) => (Some(failure.kind), Some(failure.text)),
         };
-        AttemptRecord {
+        Attempt {
             number: options.number,
             started_at_ms,
             duration_ms: u64::try_from(clock.elapsed().as_millis()).unwrap_or(u64::MAX),
@@ -169,7 +96,7 @@ impl DeliveryClient {
     /// that drops this future still leaves the status and the body read so far.
     async fn exchange(
         &self,
-        request: &StoredRequest,
+        request: &Request,
         options: &AttemptOptions<'_>,
         timestamp: i64,
         answer: &mut Answer,
@@ -205,7 +132,7 @@ impl DeliveryClient {
     /// and the text says why. Configuration validation keeps this from happening.
     fn prepare(
         &self,
-        request: &StoredRequest,
+        request: &Request,
         options: &AttemptOptions<'_>,
         timestamp: i64,
     ) -> Result<reqwest::Request, Failure> {
@@ -220,7 +147,9 @@ impl DeliveryClient {
                 url.scheme()
             )));
         }
-        let headers = outgoing_headers(request, options, timestamp)
+        let headers = options
+            .outgoing
+            .headers(request, timestamp)
             .map_err(|error| invalid_request(format!("cannot sign: {error}")))?;
 
         let mut header_map = HeaderMap::with_capacity(headers.len());
@@ -281,12 +210,6 @@ fn body_text(body: &[u8]) -> String {
         _ => body,
     };
     String::from_utf8_lossy(complete).into_owned()
-}
-
-fn unix_milliseconds(now: SystemTime) -> u64 {
-    now.duration_since(UNIX_EPOCH)
-        .map(|since| u64::try_from(since.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
 }
 
 #[cfg(test)]

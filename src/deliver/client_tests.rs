@@ -10,7 +10,7 @@ use tokio::task::JoinHandle;
 
 use super::*;
 use crate::deliver::failure::{ERROR_TEXT_LIMIT, duration_text, one_line};
-use crate::deliver::signature;
+use crate::signature;
 
 const TIMEOUT: Duration = Duration::from_millis(300);
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
@@ -66,8 +66,8 @@ async fn answer_once(response: impl Into<Vec<u8>>) -> (String, JoinHandle<Vec<u8
     (format!("http://{address}/hook"), server)
 }
 
-fn post(url: &str, body: &str) -> StoredRequest {
-    StoredRequest {
+fn post(url: &str, body: &str) -> Request {
+    Request {
         method: "POST".to_owned(),
         url: url.to_owned(),
         headers: vec![("content-type".to_owned(), "application/json".to_owned())],
@@ -78,14 +78,16 @@ fn post(url: &str, body: &str) -> StoredRequest {
 fn options<'a>(secret: Option<&'a str>) -> AttemptOptions<'a> {
     AttemptOptions {
         number: 2,
-        event_id: "evt_0000000016B3748_order-to-warehouse",
-        event_id_header: "webhook-id",
-        secret,
+        outgoing: Outgoing {
+            event_id: "evt_0000000016B3748_order-to-warehouse",
+            event_id_header: "webhook-id",
+            secret,
+        },
         timeout: TIMEOUT,
     }
 }
 
-async fn attempt(request: &StoredRequest) -> AttemptRecord {
+async fn attempt(request: &Request) -> Attempt {
     let client = DeliveryClient::new().unwrap();
     client.attempt(request, &options(None)).await
 }
@@ -102,7 +104,7 @@ fn header_values<'a>(request: &'a str, name: &str) -> Vec<&'a str> {
 #[tokio::test]
 async fn ok_is_success_with_body_captured() {
     let (url, server) = answer_once("HTTP/1.1 200 OK\r\ncontent-length: 8\r\n\r\nreceived").await;
-    let before = unix_milliseconds(SystemTime::now());
+    let before = crate::time::unix_ms(SystemTime::now());
     let record = attempt(&post(&url, "{}")).await;
     assert_eq!(record.number, 2);
     assert_eq!(record.status_code, Some(200));
@@ -394,7 +396,7 @@ async fn sends_event_id_user_agent_content_type_and_a_valid_signature() {
 #[tokio::test]
 async fn get_without_body_sends_no_body() {
     let (url, server) = answer_once("HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n").await;
-    let request = StoredRequest {
+    let request = Request {
         method: "GET".to_owned(),
         url: format!("{url}?serial=A1"),
         headers: Vec::new(),
@@ -451,106 +453,6 @@ async fn invalid_requests_become_attempts() {
             .unwrap()
             .starts_with("invalid request: cannot sign")
     );
-}
-
-#[test]
-fn headers_without_secret_carry_event_id_and_user_agent() {
-    let request = post("http://example.com/", "{}");
-    let mut custom = options(None);
-    custom.event_id_header = "X-Event-Id";
-    let headers = outgoing_headers(&request, &custom, 1_614_265_330).unwrap();
-    let user_agent = concat!("rowhook/", env!("CARGO_PKG_VERSION"));
-    let expected = [
-        ("content-type", "application/json"),
-        ("user-agent", user_agent),
-        ("X-Event-Id", "evt_0000000016B3748_order-to-warehouse"),
-    ];
-    let expected: Vec<(String, String)> = expected
-        .iter()
-        .map(|(name, value)| (name.to_string(), value.to_string()))
-        .collect();
-    assert_eq!(headers, expected);
-}
-
-#[test]
-fn headers_with_secret_and_custom_event_header_carry_both_ids() {
-    let request = post("http://example.com/", r#"{"test": 2432232314}"#);
-    let mut custom = options(Some(SECRET));
-    custom.event_id = "msg_p5jXN8AQM9LWM0D4loKWxJek";
-    custom.event_id_header = "X-Event-Id";
-    let headers = outgoing_headers(&request, &custom, 1_614_265_330).unwrap();
-    let names: Vec<&str> = headers.iter().map(|(name, _)| name.as_str()).collect();
-    assert_eq!(
-        names,
-        [
-            "content-type",
-            "user-agent",
-            "X-Event-Id",
-            "webhook-id",
-            "webhook-timestamp",
-            "webhook-signature"
-        ]
-    );
-    assert_eq!(headers[4].1, "1614265330");
-    assert_eq!(
-        headers[5].1,
-        "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
-    );
-}
-
-#[test]
-fn owned_headers_replace_stored_ones_user_agent_included() {
-    let mut request = post("http://example.com/", "{}");
-    request.headers.extend([
-        ("User-Agent".to_owned(), "warehouse-client".to_owned()),
-        ("Webhook-Id".to_owned(), "forged".to_owned()),
-        ("webhook-signature".to_owned(), "v1,forged".to_owned()),
-    ]);
-    let headers = outgoing_headers(&request, &options(Some(SECRET)), 1).unwrap();
-    let count = |wanted: &str| {
-        headers
-            .iter()
-            .filter(|(name, _)| name.eq_ignore_ascii_case(wanted))
-            .count()
-    };
-    assert_eq!(count("webhook-id"), 1);
-    assert_eq!(count("webhook-signature"), 1);
-    assert_eq!(count("user-agent"), 1);
-    // CONTRACT §3: every request says rowhook/<version> (config refuses the header; a
-    // stored request from an older version still cannot override it).
-    assert!(headers.contains(&("user-agent".to_owned(), USER_AGENT.to_owned())));
-    assert!(
-        !headers
-            .iter()
-            .any(|(_, value)| value.contains("forged") || value == "warehouse-client")
-    );
-}
-
-#[test]
-fn signature_covers_an_empty_body_when_there_is_none() {
-    let request = StoredRequest {
-        method: "DELETE".to_owned(),
-        url: "http://example.com/".to_owned(),
-        headers: Vec::new(),
-        body: None,
-    };
-    let attempt_options = options(Some(SECRET));
-    let headers = outgoing_headers(&request, &attempt_options, 1_700_000_000).unwrap();
-    let signature_header = &headers.last().unwrap().1;
-    assert!(signature::verify(
-        SECRET,
-        attempt_options.event_id,
-        "1700000000",
-        b"",
-        signature_header
-    ));
-}
-
-#[test]
-fn debug_masks_the_secret() {
-    let shown = format!("{:?}", options(Some(SECRET)));
-    assert!(!shown.contains("MfKQ9r8"), "{shown}");
-    assert!(shown.contains("••••"));
 }
 
 #[test]

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 
-use crate::store::records::ErrorKind;
+use crate::event::ErrorKind;
 
 /// Error texts are shown on one line in tables; longer causes are cut here.
 pub(super) const ERROR_TEXT_LIMIT: usize = 300;

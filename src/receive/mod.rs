@@ -17,8 +17,8 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
-use crate::deliver::now_ms;
 use crate::shutdown::Shutdown;
+use crate::time::now_ms;
 
 pub use render::{JsonLayout, body_text, header_lines, render, separator};
 pub use verify::{SignatureCheck, TIMESTAMP_TOLERANCE_SECONDS, check_signature};

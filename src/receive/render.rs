@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use serde_json::Value;
 
 use super::{Receipt, ReceivedRequest};
-use crate::admin::view::time_text;
+use crate::time::rfc3339_from_unix_ms as time_text;
 
 /// How JSON bodies are laid out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

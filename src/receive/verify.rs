@@ -5,7 +5,7 @@
 use std::fmt;
 
 use super::ReceivedRequest;
-use crate::deliver::signature;
+use crate::signature;
 
 /// How far a `webhook-timestamp` may be from the receiver's clock. Standard Webhooks
 /// libraries reject older (and future) messages so that a captured request cannot be

@@ -35,8 +35,8 @@ use liquid::ObjectView;
 use crate::change::{Action, Change, Position, TableName};
 use crate::config::{Config, ConfigError, ConfigErrors};
 use crate::envelope::envelope;
-use crate::source::value::rfc3339_from_unix_micros;
-use crate::store::records::StoredRequest;
+use crate::event::Request;
+use crate::time::rfc3339_from_unix_micros;
 use compile::{CompiledWebhook, compile_webhook};
 use context::{Globals, LazyChangeContext, event_object};
 use request::RenderInput;
@@ -64,7 +64,7 @@ pub struct RoutedEvent {
     /// The envelope of CONTRACT §4, with `id`.
     pub envelope: serde_json::Value,
     /// The request to send, or why it could not be rendered (the event then fails).
-    pub request: Result<StoredRequest, RenderError>,
+    pub request: Result<Request, RenderError>,
     /// Whether the body is exactly the envelope (format json without fields or body),
     /// so the store need not keep the envelope a second time.
     pub body_is_envelope: bool,

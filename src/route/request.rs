@@ -10,8 +10,8 @@ use super::diagnostic::describe_render_error;
 use super::path::FieldPath;
 use super::template::Text;
 use crate::config::{Format, Method};
-use crate::source::database_url::mask_url_password;
-use crate::store::records::StoredRequest;
+use crate::event::Request;
+use crate::secret::mask_url_password;
 
 /// Why an event's request could not be rendered. The event is still created, and
 /// recorded as failed with this one-line message, which names the webhook key at fault.
@@ -122,7 +122,7 @@ impl RequestTemplate {
             }
     }
 
-    pub(super) fn render(&self, input: &RenderInput<'_>) -> Result<StoredRequest, RenderError> {
+    pub(super) fn render(&self, input: &RenderInput<'_>) -> Result<Request, RenderError> {
         let mut url = render_text(&self.url, "url", input)?.into_owned();
         check_url(&url)?;
 
@@ -170,7 +170,7 @@ impl RequestTemplate {
             };
             headers.push(("content-type".to_string(), content_type(format).to_string()));
         }
-        Ok(StoredRequest {
+        Ok(Request {
             method: self.method.as_str().to_string(),
             url,
             headers,

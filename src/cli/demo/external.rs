@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
 use rowhook::change::quote_identifier;
-use rowhook::source::database;
-use rowhook::source::database_url::{self, DatabaseUrl};
+use rowhook::postgres::DatabaseUrl;
+use rowhook::postgres::connection;
 use tokio_postgres::error::SqlState;
 
 use crate::cli::Failure;
@@ -26,12 +26,12 @@ pub struct ExternalDatabase {
 impl ExternalDatabase {
     /// Checks the URL (a usage error when it does not parse); creates nothing.
     pub fn new(server_url: &str, name: &str) -> Result<ExternalDatabase, Failure> {
-        let invalid = |error: database_url::DatabaseUrlError| {
+        let invalid = |error: rowhook::postgres::DatabaseUrlError| {
             Failure::Configuration(vec![format!("error: --database-url: {error}")])
         };
-        let server = database_url::parse(server_url).map_err(invalid)?;
+        let server = DatabaseUrl::parse(server_url).map_err(invalid)?;
         let url = url_with_database(server_url, name);
-        let parsed = database_url::parse(&url).map_err(invalid)?;
+        let parsed = DatabaseUrl::parse(&url).map_err(invalid)?;
         if parsed.dbname != name {
             return Err(Failure::Configuration(vec![format!(
                 "error: --database-url: cannot point it at database {name:?}"
@@ -46,16 +46,16 @@ impl ExternalDatabase {
 
     /// Where the server is, for the story (no password).
     pub fn server_address(&self) -> String {
-        database::display_address(&self.server)
+        connection::display_address(&self.server)
     }
 
     /// Checks that the server can do logical replication, then creates the database.
     pub async fn create(&self) -> anyhow::Result<()> {
-        let client = database::connect(&self.server).await?;
+        let client = connection::connect(&self.server).await?;
         let wal_level: String = client
             .query_one("SHOW wal_level", &[])
             .await
-            .map_err(|error| anyhow!("{}", database::describe(&error)))?
+            .map_err(|error| anyhow!("{}", connection::describe(&error)))?
             .get(0);
         if wal_level != "logical" {
             bail!(
@@ -68,14 +68,14 @@ impl ExternalDatabase {
         client
             .batch_execute(&format!("CREATE DATABASE {}", quote_identifier(&self.name)))
             .await
-            .map_err(|error| anyhow!("{}", database::describe(&error)))
+            .map_err(|error| anyhow!("{}", connection::describe(&error)))
             .with_context(|| format!("cannot create database {}", self.name))
     }
 
     /// Drops the demo's slot (it would pin WAL on the whole server, and a database with
     /// a slot cannot be dropped), then the database with its tables and publication.
     pub async fn drop_all(&self) -> anyhow::Result<()> {
-        let client = database::connect(&self.server).await?;
+        let client = connection::connect(&self.server).await?;
         let drop_slot = format!(
             "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots \
              WHERE slot_name = '{}'",
@@ -95,7 +95,7 @@ impl ExternalDatabase {
                         tokio::time::sleep(Duration::from_millis(200)).await;
                     }
                     Err(error) => {
-                        return Err(anyhow!("{}", database::describe(&error)))
+                        return Err(anyhow!("{}", connection::describe(&error)))
                             .with_context(|| format!("cannot run {statement}"));
                     }
                 }
@@ -133,8 +133,8 @@ mod tests {
             "host=db.example",
         ] {
             let replaced = url_with_database(url, "rowhook_demo_7");
-            let parsed = database_url::parse(&replaced).unwrap();
-            let original = database_url::parse(url).unwrap();
+            let parsed = DatabaseUrl::parse(&replaced).unwrap();
+            let original = DatabaseUrl::parse(url).unwrap();
             assert_eq!(parsed.dbname, "rowhook_demo_7", "{replaced}");
             assert_eq!(parsed.host, original.host, "{replaced}");
             assert_eq!(parsed.user, original.user, "{replaced}");

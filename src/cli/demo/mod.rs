@@ -20,19 +20,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
+use rowhook::capture::replication;
 use rowhook::config::{self, Config};
+use rowhook::event::Status;
+use rowhook::postgres::DatabaseUrl;
+use rowhook::postgres::connection;
 use rowhook::receive::{self, ReceiveError, Receiver};
 use rowhook::route::Router;
+use rowhook::service;
 use rowhook::shutdown::{self, Shutdown, ShutdownTrigger};
-use rowhook::source::database_url;
-use rowhook::source::{database, replication};
-use rowhook::store::Store;
-use rowhook::store::records::Status;
+use rowhook::store::{self, EventStore};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::{Failure, shutdown_on_signals};
-use crate::cli::run;
 use cluster::Cluster;
 use external::ExternalDatabase;
 use story::{Story, indented, say};
@@ -95,9 +96,9 @@ async fn show(
     };
     stop_if_interrupted(&interrupted)?;
 
-    let url = database_url::parse(&database_url).context("the demo database URL")?;
-    let client = database::connect(&url).await?;
-    let sql_error = |error: tokio_postgres::Error| anyhow!("{}", database::describe(&error));
+    let url = DatabaseUrl::parse(&database_url).context("the demo database URL")?;
+    let client = connection::connect(&url).await?;
+    let sql_error = |error: tokio_postgres::Error| anyhow!("{}", connection::describe(&error));
     let version: String = client
         .query_one("SHOW server_version", &[])
         .await
@@ -137,7 +138,7 @@ async fn show(
     }
     stop_if_interrupted(&interrupted)?;
 
-    let store = Arc::new(Store::open(&config.store.path)?);
+    let store = store::open(&config.store)?;
     let service_stopped = start_service(started, &config, router, store.clone());
 
     let mut story = Story {
@@ -147,10 +148,10 @@ async fn show(
         service_stopped,
     };
     story.make_changes(&client).await?;
-    let events = story.wait_until_settled(&store).await?;
+    let events = story.wait_until_settled(store.as_ref()).await?;
     say(format_args!(
         "{}",
-        story::attempt_log(&events, &store, &config)?
+        story::attempt_log(&events, store.as_ref(), &config).await?
     ));
     let failed = events
         .iter()
@@ -187,12 +188,12 @@ async fn start_cluster(
     cluster.initialize().await?;
     stop_if_interrupted(interrupted)?;
     cluster.start().await?;
-    let server = database_url::parse(&cluster.url("postgres"))?;
-    database::connect(&server)
+    let server = DatabaseUrl::parse(&cluster.url("postgres"))?;
+    connection::connect(&server)
         .await?
         .batch_execute(&format!("CREATE DATABASE {CLUSTER_DATABASE}"))
         .await
-        .map_err(|error| anyhow!("{}", database::describe(&error)))
+        .map_err(|error| anyhow!("{}", connection::describe(&error)))
         .context("cannot create the demo database")?;
     Ok(cluster.url(CLUSTER_DATABASE))
 }
@@ -203,14 +204,13 @@ fn start_service(
     started: &mut Started,
     config: &Config,
     router: Router,
-    store: Arc<Store>,
+    store: Arc<dyn EventStore>,
 ) -> Shutdown {
     let (trigger, stopped) = shutdown::channel();
     let (config, service_trigger, shutdown) = (config.clone(), trigger.clone(), stopped.clone());
-    let task =
-        tokio::spawn(
-            async move { run::serve(&config, router, store, service_trigger, shutdown).await },
-        );
+    let task = tokio::spawn(async move {
+        service::serve(&config, router, store, service_trigger, shutdown).await
+    });
     started.service = Some(Running { trigger, task });
     stopped
 }
@@ -268,7 +268,7 @@ struct Started {
     directory: Option<PathBuf>,
     cluster: Option<Cluster>,
     database: Option<ExternalDatabase>,
-    service: Option<Running<Result<(), Failure>>>,
+    service: Option<Running<Result<(), service::ServiceError>>>,
     receiver: Option<Running<Result<(), ReceiveError>>>,
 }
 
@@ -289,7 +289,10 @@ impl Started {
             service.trigger.trigger();
             match service.task.await {
                 Ok(Ok(())) => done.push("stopped rowhook".to_string()),
-                Ok(Err(failure)) => problems.push(format!("rowhook failed: {}", failure.text())),
+                Ok(Err(failure)) => problems.push(format!(
+                    "rowhook failed: {:#}",
+                    anyhow::Error::from(failure)
+                )),
                 Err(error) => problems.push(format!("the rowhook task failed: {error}")),
             }
         }

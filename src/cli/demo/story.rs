@@ -7,13 +7,13 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
-use rowhook::admin::view;
 use rowhook::config::Config;
+use rowhook::event::Status;
+use rowhook::history::{self, EventSummary};
+use rowhook::postgres::connection;
 use rowhook::receive::{self, JsonLayout, Receipt};
 use rowhook::shutdown::Shutdown;
-use rowhook::source::database;
-use rowhook::store::records::{EventRecord, Status};
-use rowhook::store::{EventQuery, Store};
+use rowhook::store::{EventQuery, EventStore};
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio_postgres::Client;
 
@@ -50,7 +50,7 @@ impl Story {
             client
                 .batch_execute(step.sql)
                 .await
-                .map_err(|error| anyhow!("{}", database::describe(&error)))
+                .map_err(|error| anyhow!("{}", connection::describe(&error)))
                 .with_context(|| format!("step {} failed", number + 1))?;
             for _ in 0..step.deliveries {
                 let receipt = self.next_receipt().await?;
@@ -77,11 +77,17 @@ impl Story {
     }
 
     /// Waits until no event is pending any more; returns them all, newest first.
-    pub async fn wait_until_settled(&mut self, store: &Store) -> anyhow::Result<Vec<EventRecord>> {
+    pub async fn wait_until_settled(
+        &mut self,
+        store: &dyn EventStore,
+    ) -> anyhow::Result<Vec<EventSummary>> {
         let deadline = tokio::time::Instant::now() + SETTLE_WAIT;
         let all = EventQuery::default();
         loop {
-            let events = store.list(&all).context("cannot read the events")?;
+            let events = history::list(store, &all)
+                .await
+                .context("cannot read the events")?
+                .events;
             if events.iter().all(|event| event.status != Status::Pending) {
                 return Ok(events);
             }
@@ -131,18 +137,16 @@ pub fn receipt_text(receipt: &Receipt, receiver: SocketAddr) -> String {
 
 /// `rowhook events list` for every event, then `rowhook events show` for each event that
 /// needed more than one attempt.
-pub fn attempt_log(
-    events: &[EventRecord],
-    store: &Store,
+pub async fn attempt_log(
+    events: &[EventSummary],
+    store: &dyn EventStore,
     config: &Config,
 ) -> anyhow::Result<String> {
-    let summaries: Vec<_> = events.iter().map(view::event_summary).collect();
-    let mut text = format!("\n$ rowhook events list\n{}", summary_table(&summaries));
+    let mut text = format!("\n$ rowhook events list\n{}", summary_table(events));
     for event in events.iter().filter(|event| event.attempts > 1) {
-        let attempts = store
-            .attempts(&event.id)
+        let detail = history::detail(store, config, &event.id)
+            .await
             .context("cannot read the attempts")?;
-        let detail = view::event_detail(event, &attempts, config);
         let _ = write!(
             text,
             "\n$ rowhook events show {}\n{}",

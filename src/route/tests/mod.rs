@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use super::*;
 use crate::change::{Action, Change, Lsn, Position, Row, TableName};
-use crate::store::records::StoredRequest;
+use crate::event::Request;
 
 const MODELS: &str = r#"
 [source]
@@ -119,11 +119,11 @@ fn only_event(router: &Router, change: &Change) -> RoutedEvent {
 }
 
 /// The request of the single event `keys` create for a new order.
-fn request_with(keys: &str) -> StoredRequest {
+fn request_with(keys: &str) -> Request {
     request_for(keys, &created())
 }
 
-fn request_for(keys: &str, change: &Change) -> StoredRequest {
+fn request_for(keys: &str, change: &Change) -> Request {
     match only_event(&router_with(keys), change).request {
         Ok(request) => request,
         Err(error) => panic!("render error: {error}"),
@@ -138,7 +138,7 @@ fn render_error_with(keys: &str) -> String {
     }
 }
 
-fn header<'a>(request: &'a StoredRequest, name: &str) -> Option<&'a str> {
+fn header<'a>(request: &'a Request, name: &str) -> Option<&'a str> {
     request
         .headers
         .iter()
@@ -146,7 +146,7 @@ fn header<'a>(request: &'a StoredRequest, name: &str) -> Option<&'a str> {
         .map(|(_, value)| value.as_str())
 }
 
-fn body_json(request: &StoredRequest) -> Value {
+fn body_json(request: &Request) -> Value {
     let body = request.body.as_deref().unwrap_or_else(|| panic!("no body"));
     serde_json::from_str(body).unwrap_or_else(|error| panic!("{error}: {body}"))
 }

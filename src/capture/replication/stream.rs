@@ -1,0 +1,368 @@
+//! The capture stage for replication mode: reads the slot, decodes changes, hands them on
+//! one by one (a transaction is never held whole), answers keepalives, confirms what the
+//! next stage has made durable, and reconnects with backoff.
+
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, watch};
+use tracing::{debug, info, warn};
+
+use super::decoder::{ChangeDecoder, DecodeError, Decoded};
+use super::frames::{self, FrameError, Progress, ServerFrame};
+use super::wire::{ConnectionError, CopyMessage, ReplicationConnection};
+use crate::capture::reconnect::{Next, Reconnect, Transient};
+use crate::capture::stage::{Acknowledgements, Captured, CommitPosition};
+use crate::capture::status::{CaptureState, CaptureStatus};
+use crate::change::{Lsn, quote_identifier};
+use crate::postgres::DatabaseUrl;
+use crate::shutdown::Shutdown;
+use crate::time;
+
+const STATUS_INTERVAL: Duration = Duration::from_secs(10);
+const TICK: Duration = Duration::from_millis(500);
+
+#[derive(Debug, thiserror::Error)]
+pub enum CaptureError {
+    #[error(transparent)]
+    Connection(#[from] ConnectionError),
+    #[error("replication slot {slot:?} does not exist; run `rowhook setup` first")]
+    SlotMissing { slot: String },
+    #[error("replication slot {slot:?} uses plugin {plugin:?}; rowhook needs pgoutput")]
+    WrongPlugin { slot: String, plugin: String },
+    #[error("the server sent an unreadable replication frame: {0}")]
+    Frame(#[from] FrameError),
+    #[error("cannot decode a pgoutput message: {0}")]
+    Decode(#[from] DecodeError),
+    #[error("the server ended the replication stream")]
+    StreamEnded,
+    #[error("the server sent an unreadable LSN {0:?}")]
+    InvalidLsn(String),
+}
+
+impl Transient for CaptureError {
+    /// Whether trying again later may succeed: the server restarting or unreachable, the
+    /// slot still held by a connection that died a moment ago. Wrong credentials, a
+    /// missing slot or publication, or `wal_level` too low need an operator instead.
+    fn is_transient(&self) -> bool {
+        match self {
+            CaptureError::SlotMissing { .. } | CaptureError::WrongPlugin { .. } => false,
+            CaptureError::Connection(error) => match error {
+                ConnectionError::Server(server) => {
+                    let code = server.code.as_str();
+                    !(code.starts_with("28")
+                        || code.starts_with("3D")
+                        || code.starts_with("42")
+                        || code == "55000")
+                }
+                ConnectionError::TlsHandshake { source, .. } => {
+                    source.kind() != std::io::ErrorKind::InvalidData
+                }
+                ConnectionError::Connect { .. }
+                | ConnectionError::ConnectTimeout { .. }
+                | ConnectionError::Io(_)
+                | ConnectionError::Closed
+                | ConnectionError::Protocol(_) => true,
+                ConnectionError::TlsRefused { .. }
+                | ConnectionError::Tls(_)
+                | ConnectionError::ServerName(_)
+                | ConnectionError::UnsupportedAuthentication(_)
+                | ConnectionError::PasswordMissing
+                | ConnectionError::Scram(_) => false,
+            },
+            CaptureError::Frame(_)
+            | CaptureError::Decode(_)
+            | CaptureError::StreamEnded
+            | CaptureError::InvalidLsn(_) => true,
+        }
+    }
+}
+
+/// Which slot to read.
+#[derive(Clone, Debug)]
+pub enum SlotKind {
+    /// A slot made by `rowhook setup`; positions survive restarts.
+    Persistent { name: String },
+    /// A slot that lives as long as the connection (`rowhook tail`); no reconnect.
+    Temporary { name: String },
+}
+
+pub struct ReplicationSource {
+    pub url: DatabaseUrl,
+    pub slot: SlotKind,
+    pub publication: String,
+    /// Where to resume from if the slot is further behind (the store's checkpoint).
+    pub start: Lsn,
+    /// Where to publish how capture is doing, if anyone asks.
+    pub status: Option<watch::Sender<CaptureStatus>>,
+}
+
+struct Session<'a> {
+    status: Option<&'a watch::Sender<CaptureStatus>>,
+    connection: ReplicationConnection,
+    confirmed: Lsn,
+    progress: Progress,
+    last_status: Instant,
+    last_status_position: Lsn,
+}
+
+impl ReplicationSource {
+    /// Streams until shutdown. Transient failures (the server down or restarting, the
+    /// slot still held by a connection that just died) reconnect with backoff, resuming
+    /// from the last confirmed position; anything an operator must fix (credentials, a
+    /// missing slot, `wal_level`) ends the stage with that error. A temporary slot
+    /// (`tail`) cannot be resumed, so there every failure ends it.
+    pub async fn run(
+        self,
+        output: mpsc::Sender<Captured>,
+        mut acknowledgements: Acknowledgements,
+        mut shutdown: Shutdown,
+    ) -> Result<(), CaptureError> {
+        let mut confirmed = self.start;
+        let temporary = matches!(self.slot, SlotKind::Temporary { .. });
+        let mut reconnect = Reconnect::new("replication stream", self.status.as_ref());
+        let outcome = loop {
+            let result = self
+                .stream(
+                    &output,
+                    &mut acknowledgements,
+                    &mut shutdown,
+                    &mut confirmed,
+                    &mut reconnect,
+                )
+                .await;
+            match result {
+                Ok(()) => break Ok(()),
+                Err(error) => match reconnect
+                    .after_failure(error, temporary, &mut shutdown)
+                    .await
+                {
+                    Next::Retry => {}
+                    Next::Stop(outcome) => break outcome,
+                },
+            }
+            if output.is_closed() {
+                break Ok(());
+            }
+        };
+        reconnect.stopped(&outcome);
+        outcome
+    }
+
+    async fn stream(
+        &self,
+        output: &mpsc::Sender<Captured>,
+        acknowledgements: &mut Acknowledgements,
+        shutdown: &mut Shutdown,
+        confirmed: &mut Lsn,
+        reconnect: &mut Reconnect<'_>,
+    ) -> Result<(), CaptureError> {
+        reconnect.publish(CaptureState::Connecting);
+        let mut connection = ReplicationConnection::connect(&self.url, "rowhook").await?;
+        let start = match &self.slot {
+            SlotKind::Persistent { name } => {
+                let slot_position = persistent_slot_position(&mut connection, name).await?;
+                (*confirmed).max(slot_position)
+            }
+            SlotKind::Temporary { name } => {
+                let sql = format!(
+                    "CREATE_REPLICATION_SLOT {} TEMPORARY LOGICAL pgoutput (SNAPSHOT 'nothing')",
+                    quote_identifier(name)
+                );
+                let created = connection.simple_query(&sql).await?;
+                parse_lsn(created.first("consistent_point").unwrap_or_default())?
+            }
+        };
+        let slot_name = match &self.slot {
+            SlotKind::Persistent { name } | SlotKind::Temporary { name } => name,
+        };
+        let sql = format!(
+            "START_REPLICATION SLOT {} LOGICAL {} (proto_version '1', publication_names '{}')",
+            quote_identifier(slot_name),
+            start,
+            quote_identifier(&self.publication).replace('\'', "''"),
+        );
+        connection.start_copy_both(&sql).await?;
+        info!(slot = %slot_name, position = %start, "replication stream started");
+        reconnect.connected();
+        if let Some(status) = &self.status {
+            status.send_modify(|status| status.confirmed = start);
+        }
+        *confirmed = start;
+        let acknowledged = acknowledged_wal(acknowledgements).max(start);
+        let mut session = Session {
+            status: self.status.as_ref(),
+            connection,
+            confirmed: start,
+            progress: Progress {
+                acknowledged,
+                last_commit_end: start,
+                in_transaction: false,
+                server_sent: start,
+            },
+            last_status: Instant::now(),
+            last_status_position: start,
+        };
+        let result = session.pump(output, acknowledgements, shutdown).await;
+        *confirmed = session.confirmed;
+        if result.is_ok() {
+            session.connection.terminate().await;
+        }
+        result
+    }
+}
+
+async fn persistent_slot_position(
+    connection: &mut ReplicationConnection,
+    slot: &str,
+) -> Result<Lsn, CaptureError> {
+    let sql = format!(
+        "SELECT plugin, confirmed_flush_lsn::text AS confirmed FROM pg_replication_slots \
+         WHERE slot_name = '{}' AND database = current_database()",
+        slot.replace('\'', "''")
+    );
+    let found = connection.simple_query(&sql).await?;
+    let Some(plugin) = found.first("plugin") else {
+        return Err(CaptureError::SlotMissing {
+            slot: slot.to_string(),
+        });
+    };
+    if plugin != "pgoutput" {
+        return Err(CaptureError::WrongPlugin {
+            slot: slot.to_string(),
+            plugin: plugin.to_string(),
+        });
+    }
+    parse_lsn(found.first("confirmed").unwrap_or("0/0"))
+}
+
+fn parse_lsn(text: &str) -> Result<Lsn, CaptureError> {
+    text.parse()
+        .map_err(|_| CaptureError::InvalidLsn(text.to_string()))
+}
+
+/// The newest acknowledged transaction end, marking it seen.
+fn acknowledged_wal(acknowledgements: &mut Acknowledgements) -> Lsn {
+    match *acknowledgements.borrow_and_update() {
+        CommitPosition::Wal(lsn) => lsn,
+        CommitPosition::Start | CommitPosition::OutboxBatch(_) => Lsn(0),
+    }
+}
+
+impl Session<'_> {
+    async fn pump(
+        &mut self,
+        output: &mpsc::Sender<Captured>,
+        acknowledgements: &mut Acknowledgements,
+        shutdown: &mut Shutdown,
+    ) -> Result<(), CaptureError> {
+        let mut decoder = ChangeDecoder::new();
+        let mut ticker = tokio::time::interval(TICK);
+        loop {
+            tokio::select! {
+                _ = shutdown.requested() => {
+                    self.take_acknowledgement(acknowledgements);
+                    return self.send_status(false).await;
+                }
+                changed = acknowledgements.changed() => {
+                    if changed.is_err() {
+                        return Ok(());
+                    }
+                    self.take_acknowledgement(acknowledgements);
+                }
+                _ = ticker.tick() => self.send_status_if_due().await?,
+                message = self.connection.read_copy() => {
+                    let CopyMessage::Data(data) = message? else {
+                        return Err(CaptureError::StreamEnded);
+                    };
+                    match frames::parse_server_frame(data)? {
+                        ServerFrame::XLogData { start, payload } => {
+                            let decoded = decoder.decode_bytes(start, payload)?;
+                            if !self.hand_on(decoded, output, acknowledgements, &mut ticker).await? {
+                                return Ok(());
+                            }
+                        }
+                        ServerFrame::Keepalive { wal_end, reply_requested } => {
+                            self.progress.server_sent = self.progress.server_sent.max(wal_end);
+                            if reply_requested {
+                                self.send_status(false).await?;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Passes a decoded message on. Returns false when the next stage has gone away.
+    async fn hand_on(
+        &mut self,
+        decoded: Decoded,
+        output: &mpsc::Sender<Captured>,
+        acknowledgements: &mut Acknowledgements,
+        ticker: &mut tokio::time::Interval,
+    ) -> Result<bool, CaptureError> {
+        let captured = match decoded {
+            Decoded::Begin { .. } => {
+                self.progress.in_transaction = true;
+                return Ok(true);
+            }
+            Decoded::Change(change) => Captured::Change(Box::new(change)),
+            Decoded::Commit { end_lsn, .. } => {
+                self.progress.in_transaction = false;
+                self.progress.last_commit_end = end_lsn;
+                Captured::Commit(CommitPosition::Wal(end_lsn))
+            }
+            Decoded::Truncate { tables } => {
+                let tables: Vec<String> = tables.iter().map(ToString::to_string).collect();
+                warn!(?tables, "truncate captured; it creates no events");
+                return Ok(true);
+            }
+            Decoded::Other => return Ok(true),
+        };
+        // While the next stage is busy, keep the server answered so it does not time
+        // the connection out.
+        loop {
+            tokio::select! {
+                permit = output.reserve() => {
+                    let Ok(permit) = permit else { return Ok(false) };
+                    permit.send(captured);
+                    return Ok(true);
+                }
+                _ = ticker.tick() => {
+                    self.take_acknowledgement(acknowledgements);
+                    self.send_status_if_due().await?;
+                }
+            }
+        }
+    }
+
+    fn take_acknowledgement(&mut self, acknowledgements: &mut Acknowledgements) {
+        let acknowledged = acknowledged_wal(acknowledgements);
+        self.progress.acknowledged = self.progress.acknowledged.max(acknowledged);
+    }
+
+    async fn send_status_if_due(&mut self) -> Result<(), CaptureError> {
+        let position = frames::confirmed_position(self.confirmed, self.progress);
+        if position != self.last_status_position || self.last_status.elapsed() >= STATUS_INTERVAL {
+            self.send_status(false).await?;
+        }
+        Ok(())
+    }
+
+    async fn send_status(&mut self, reply_requested: bool) -> Result<(), CaptureError> {
+        self.confirmed = frames::confirmed_position(self.confirmed, self.progress);
+        let frame = frames::status_update(self.confirmed, time::now_micros(), reply_requested);
+        self.connection.write_copy(&frame).await?;
+        debug!(confirmed = %self.confirmed, "standby status sent");
+        self.last_status = Instant::now();
+        self.last_status_position = self.confirmed;
+        if let Some(status) = self.status {
+            let (confirmed, server_sent) = (self.confirmed, self.progress.server_sent);
+            status.send_modify(|status| {
+                status.confirmed = confirmed;
+                status.server_sent = server_sent.max(confirmed);
+            });
+        }
+        Ok(())
+    }
+}

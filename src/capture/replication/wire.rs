@@ -1,0 +1,480 @@
+//! A walsender connection built by hand on `postgres-protocol`'s codecs: startup with
+//! `replication=database`, authentication, TLS, simple queries and CopyBoth framing.
+//! (tokio-postgres has no CopyBoth support; postgres-protocol rejects the `W` message.)
+
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use fallible_iterator::FallibleIterator;
+use postgres_protocol::authentication::{md5_hash, sasl};
+use postgres_protocol::message::{backend, frontend};
+use rustls::pki_types::ServerName;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpStream, UnixStream};
+
+use super::transport::Transport;
+use crate::postgres::{DatabaseUrl, Host, SslMode};
+use crate::postgres::{TlsError, client_config};
+
+const COPY_BOTH_RESPONSE_TAG: u8 = b'W';
+const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// An error reported by the server, with the fields an operator needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerError {
+    pub severity: String,
+    pub code: String,
+    pub message: String,
+    pub detail: Option<String>,
+    pub hint: Option<String>,
+}
+
+impl std::fmt::Display for ServerError {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(formatter, "{} (SQLSTATE {})", self.message, self.code)?;
+        if let Some(detail) = &self.detail {
+            write!(formatter, "; {detail}")?;
+        }
+        if let Some(hint) = &self.hint {
+            write!(formatter, "; hint: {hint}")?;
+        }
+        Ok(())
+    }
+}
+
+impl ServerError {
+    fn from_body(body: &backend::ErrorResponseBody) -> ServerError {
+        let mut error = ServerError {
+            severity: String::from("ERROR"),
+            code: String::new(),
+            message: String::new(),
+            detail: None,
+            hint: None,
+        };
+        let mut fields = body.fields();
+        while let Ok(Some(field)) = fields.next() {
+            let value = String::from_utf8_lossy(field.value_bytes()).into_owned();
+            match field.type_() {
+                b'S' => error.severity = value,
+                b'C' => error.code = value,
+                b'M' => error.message = value,
+                b'D' => error.detail = Some(value),
+                b'H' => error.hint = Some(value),
+                _ => {}
+            }
+        }
+        error
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectionError {
+    #[error("cannot connect to {address}: {source}")]
+    Connect {
+        address: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("connecting to {address} timed out after {seconds} s")]
+    ConnectTimeout { address: String, seconds: u64 },
+    #[error("the server at {address} does not accept TLS, which sslmode={mode} requires")]
+    TlsRefused { address: String, mode: &'static str },
+    #[error("TLS handshake with {address} failed: {source}")]
+    TlsHandshake {
+        address: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    #[error("invalid host name {0:?} for TLS")]
+    ServerName(String),
+    #[error("server error: {0}")]
+    Server(ServerError),
+    #[error("the server asks for {0} authentication, which rowhook does not support")]
+    UnsupportedAuthentication(&'static str),
+    #[error("the server asks for a password, but the connection URL has none")]
+    PasswordMissing,
+    #[error("SCRAM-SHA-256 authentication failed: {0}")]
+    Scram(#[source] io::Error),
+    #[error("connection lost: {0}")]
+    Io(#[from] io::Error),
+    #[error("unexpected message from the server: {0}")]
+    Protocol(String),
+    #[error("the server closed the connection")]
+    Closed,
+}
+
+impl ConnectionError {
+    /// The SQLSTATE code when the server itself refused.
+    pub fn server_code(&self) -> Option<&str> {
+        match self {
+            ConnectionError::Server(error) => Some(&error.code),
+            _ => None,
+        }
+    }
+}
+
+/// The text rows of a simple query.
+#[derive(Debug, Default)]
+pub struct QueryResult {
+    pub columns: Vec<String>,
+    pub rows: Vec<Vec<Option<String>>>,
+}
+
+impl QueryResult {
+    /// The value of `column` in the first row.
+    pub fn first(&self, column: &str) -> Option<&str> {
+        let index = self.columns.iter().position(|name| name == column)?;
+        self.rows.first()?.get(index)?.as_deref()
+    }
+}
+
+enum Incoming {
+    CopyBothResponse,
+    Message(backend::Message),
+}
+
+/// What the server sends inside CopyBoth mode.
+pub enum CopyMessage {
+    Data(Bytes),
+    Done,
+}
+
+pub struct ReplicationConnection {
+    transport: Transport,
+    read_buffer: BytesMut,
+    write_buffer: BytesMut,
+}
+
+impl ReplicationConnection {
+    /// Opens a logical walsender session with session settings pinned so that the text
+    /// form of every value is stable (see value.rs).
+    pub async fn connect(
+        url: &DatabaseUrl,
+        application_name: &str,
+    ) -> Result<ReplicationConnection, ConnectionError> {
+        let transport = open_transport(url).await?;
+        let mut connection = ReplicationConnection {
+            transport,
+            read_buffer: BytesMut::with_capacity(64 * 1024),
+            write_buffer: BytesMut::with_capacity(1024),
+        };
+        let application_name = url.application_name.as_deref().unwrap_or(application_name);
+        let parameters = [
+            ("user", url.user.as_str()),
+            ("database", url.dbname.as_str()),
+            ("replication", "database"),
+            ("application_name", application_name),
+            ("client_encoding", "UTF8"),
+            ("DateStyle", "ISO"),
+            ("TimeZone", "UTC"),
+            ("IntervalStyle", "iso_8601"),
+            ("extra_float_digits", "3"),
+            ("bytea_output", "hex"),
+        ];
+        frontend::startup_message(parameters, &mut connection.write_buffer)?;
+        connection.flush().await?;
+        connection.authenticate(url).await?;
+        connection.wait_until_ready().await?;
+        Ok(connection)
+    }
+
+    async fn authenticate(&mut self, url: &DatabaseUrl) -> Result<(), ConnectionError> {
+        let password = || {
+            url.password
+                .as_deref()
+                .map(str::as_bytes)
+                .ok_or(ConnectionError::PasswordMissing)
+        };
+        loop {
+            match self.read_message().await? {
+                backend::Message::AuthenticationOk => return Ok(()),
+                backend::Message::AuthenticationCleartextPassword => {
+                    frontend::password_message(password()?, &mut self.write_buffer)?;
+                    self.flush().await?;
+                }
+                backend::Message::AuthenticationMd5Password(body) => {
+                    let hash = md5_hash(url.user.as_bytes(), password()?, body.salt());
+                    frontend::password_message(hash.as_bytes(), &mut self.write_buffer)?;
+                    self.flush().await?;
+                }
+                backend::Message::AuthenticationSasl(body) => {
+                    let mut mechanisms = body.mechanisms();
+                    let mut offers_scram = false;
+                    while let Some(mechanism) = mechanisms.next()? {
+                        offers_scram |= mechanism == sasl::SCRAM_SHA_256;
+                    }
+                    if !offers_scram {
+                        return Err(ConnectionError::UnsupportedAuthentication(
+                            "SASL without SCRAM-SHA-256",
+                        ));
+                    }
+                    self.scram(password()?).await?;
+                }
+                backend::Message::AuthenticationKerberosV5 => {
+                    return Err(ConnectionError::UnsupportedAuthentication("Kerberos"));
+                }
+                backend::Message::AuthenticationGss
+                | backend::Message::AuthenticationGssContinue(_) => {
+                    return Err(ConnectionError::UnsupportedAuthentication("GSSAPI"));
+                }
+                backend::Message::AuthenticationSspi => {
+                    return Err(ConnectionError::UnsupportedAuthentication("SSPI"));
+                }
+                backend::Message::ErrorResponse(body) => {
+                    return Err(ConnectionError::Server(ServerError::from_body(&body)));
+                }
+                _ => return Err(unexpected("during authentication")),
+            }
+        }
+    }
+
+    async fn scram(&mut self, password: &[u8]) -> Result<(), ConnectionError> {
+        // Channel binding is not offered: the gs2 header then says so, which every
+        // server accepts for plain SCRAM-SHA-256.
+        let mut scram = sasl::ScramSha256::new(password, sasl::ChannelBinding::unsupported());
+        frontend::sasl_initial_response(
+            sasl::SCRAM_SHA_256,
+            scram.message(),
+            &mut self.write_buffer,
+        )?;
+        self.flush().await?;
+        match self.read_message().await? {
+            backend::Message::AuthenticationSaslContinue(body) => {
+                scram.update(body.data()).map_err(ConnectionError::Scram)?;
+            }
+            backend::Message::ErrorResponse(body) => {
+                return Err(ConnectionError::Server(ServerError::from_body(&body)));
+            }
+            _ => return Err(unexpected("during SCRAM authentication")),
+        }
+        frontend::sasl_response(scram.message(), &mut self.write_buffer)?;
+        self.flush().await?;
+        match self.read_message().await? {
+            backend::Message::AuthenticationSaslFinal(body) => {
+                scram.finish(body.data()).map_err(ConnectionError::Scram)
+            }
+            backend::Message::ErrorResponse(body) => {
+                Err(ConnectionError::Server(ServerError::from_body(&body)))
+            }
+            _ => Err(unexpected("during SCRAM authentication")),
+        }
+    }
+
+    async fn wait_until_ready(&mut self) -> Result<(), ConnectionError> {
+        loop {
+            match self.read_message().await? {
+                backend::Message::ReadyForQuery(_) => return Ok(()),
+                backend::Message::ErrorResponse(body) => {
+                    return Err(ConnectionError::Server(ServerError::from_body(&body)));
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Runs one command with the simple query protocol, the only one a walsender accepts.
+    pub async fn simple_query(&mut self, sql: &str) -> Result<QueryResult, ConnectionError> {
+        frontend::query(sql, &mut self.write_buffer)?;
+        self.flush().await?;
+        let mut result = QueryResult::default();
+        let mut failure = None;
+        loop {
+            match self.read_message().await? {
+                backend::Message::RowDescription(body) => {
+                    result.columns = body
+                        .fields()
+                        .map(|field| Ok(field.name().to_string()))
+                        .collect()?;
+                }
+                backend::Message::DataRow(body) => {
+                    let buffer = body.buffer();
+                    let row = body
+                        .ranges()
+                        .map(|range| {
+                            Ok(range
+                                .map(|range| String::from_utf8_lossy(&buffer[range]).into_owned()))
+                        })
+                        .collect()?;
+                    result.rows.push(row);
+                }
+                backend::Message::ErrorResponse(body) => {
+                    failure = Some(ServerError::from_body(&body));
+                }
+                backend::Message::ReadyForQuery(_) => {
+                    return match failure {
+                        Some(error) => Err(ConnectionError::Server(error)),
+                        None => Ok(result),
+                    };
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Sends a command that switches the connection into CopyBoth mode
+    /// (`START_REPLICATION`), and waits until it has.
+    pub async fn start_copy_both(&mut self, sql: &str) -> Result<(), ConnectionError> {
+        frontend::query(sql, &mut self.write_buffer)?;
+        self.flush().await?;
+        loop {
+            match self.read_incoming().await? {
+                Incoming::CopyBothResponse => return Ok(()),
+                Incoming::Message(backend::Message::ErrorResponse(body)) => {
+                    let error = ServerError::from_body(&body);
+                    // The server follows an error with ReadyForQuery; consume it so the
+                    // connection could be reused.
+                    self.wait_until_ready().await?;
+                    return Err(ConnectionError::Server(error));
+                }
+                Incoming::Message(_) => {}
+            }
+        }
+    }
+
+    /// Reads the next CopyData payload. Cancel-safe: partial frames stay in the buffer.
+    pub async fn read_copy(&mut self) -> Result<CopyMessage, ConnectionError> {
+        loop {
+            match self.read_message().await? {
+                backend::Message::CopyData(body) => {
+                    return Ok(CopyMessage::Data(body.into_bytes()));
+                }
+                // The server ends the stream with CopyDone, and after it CommandComplete.
+                backend::Message::CopyDone
+                | backend::Message::CommandComplete(_)
+                | backend::Message::ReadyForQuery(_) => return Ok(CopyMessage::Done),
+                backend::Message::ErrorResponse(body) => {
+                    return Err(ConnectionError::Server(ServerError::from_body(&body)));
+                }
+                backend::Message::NoticeResponse(_) | backend::Message::ParameterStatus(_) => {}
+                _ => return Err(unexpected("in CopyBoth mode")),
+            }
+        }
+    }
+
+    /// Sends a CopyData frame carrying `payload`.
+    pub async fn write_copy(&mut self, payload: &[u8]) -> Result<(), ConnectionError> {
+        self.write_buffer.put_u8(b'd');
+        self.write_buffer.put_i32(4 + payload.len() as i32);
+        self.write_buffer.put_slice(payload);
+        self.flush().await
+    }
+
+    /// Says goodbye politely; errors are irrelevant at this point.
+    pub async fn terminate(mut self) {
+        frontend::terminate(&mut self.write_buffer);
+        let _ = self.flush().await;
+        let _ = self.transport.shutdown().await;
+    }
+
+    async fn flush(&mut self) -> Result<(), ConnectionError> {
+        self.transport.write_all(&self.write_buffer).await?;
+        self.write_buffer.clear();
+        self.transport.flush().await?;
+        Ok(())
+    }
+
+    async fn read_message(&mut self) -> Result<backend::Message, ConnectionError> {
+        match self.read_incoming().await? {
+            Incoming::Message(message) => Ok(message),
+            Incoming::CopyBothResponse => Err(unexpected("outside START_REPLICATION")),
+        }
+    }
+
+    async fn read_incoming(&mut self) -> Result<Incoming, ConnectionError> {
+        loop {
+            if let Some(incoming) = self.parse_buffered()? {
+                return Ok(incoming);
+            }
+            if self.transport.read_buf(&mut self.read_buffer).await? == 0 {
+                return Err(ConnectionError::Closed);
+            }
+        }
+    }
+
+    fn parse_buffered(&mut self) -> Result<Option<Incoming>, ConnectionError> {
+        if self.read_buffer.first() == Some(&COPY_BOTH_RESPONSE_TAG) {
+            let Some(header) = self.read_buffer.get(1..5) else {
+                return Ok(None);
+            };
+            let length = u32::from_be_bytes([header[0], header[1], header[2], header[3]]) as usize;
+            if self.read_buffer.len() < 1 + length {
+                return Ok(None);
+            }
+            // The body (format codes of the copied columns) means nothing for replication.
+            self.read_buffer.advance(1 + length);
+            return Ok(Some(Incoming::CopyBothResponse));
+        }
+        Ok(backend::Message::parse(&mut self.read_buffer)?.map(Incoming::Message))
+    }
+}
+
+fn unexpected(context: &str) -> ConnectionError {
+    ConnectionError::Protocol(format!("an unexpected message {context}"))
+}
+
+async fn open_transport(url: &DatabaseUrl) -> Result<Transport, ConnectionError> {
+    let timeout = url.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT);
+    let host = match &url.host {
+        Host::Unix(directory) => {
+            let path = directory.join(format!(".s.PGSQL.{}", url.port));
+            let address = path.display().to_string();
+            let stream = with_timeout(&address, timeout, UnixStream::connect(&path)).await?;
+            return Ok(Transport::Unix(stream));
+        }
+        Host::Tcp(host) => host,
+    };
+    let address = format!("{host}:{}", url.port);
+    let mut stream = with_timeout(
+        &address,
+        timeout,
+        TcpStream::connect((host.as_str(), url.port)),
+    )
+    .await?;
+    stream.set_nodelay(true)?;
+    let Some(config) = client_config(url.sslmode, url.sslrootcert.as_deref())? else {
+        return Ok(Transport::Tcp(stream));
+    };
+    let mut request = BytesMut::new();
+    frontend::ssl_request(&mut request);
+    stream.write_all(&request).await?;
+    let answer = stream.read_u8().await?;
+    if answer != b'S' {
+        return match url.sslmode {
+            SslMode::Prefer => Ok(Transport::Tcp(stream)),
+            mode => Err(ConnectionError::TlsRefused {
+                address,
+                mode: mode.as_str(),
+            }),
+        };
+    }
+    let server_name = ServerName::try_from(host.trim_matches(['[', ']']).to_string())
+        .map_err(|_| ConnectionError::ServerName(host.clone()))?;
+    let connector = tokio_rustls::TlsConnector::from(Arc::clone(&config));
+    let tls = connector
+        .connect(server_name, stream)
+        .await
+        .map_err(|source| ConnectionError::TlsHandshake { address, source })?;
+    Ok(Transport::Tls(Box::new(tls)))
+}
+
+async fn with_timeout<T>(
+    address: &str,
+    timeout: Duration,
+    connect: impl Future<Output = io::Result<T>>,
+) -> Result<T, ConnectionError> {
+    match tokio::time::timeout(timeout, connect).await {
+        Ok(Ok(stream)) => Ok(stream),
+        Ok(Err(source)) => Err(ConnectionError::Connect {
+            address: address.to_string(),
+            source,
+        }),
+        Err(_) => Err(ConnectionError::ConnectTimeout {
+            address: address.to_string(),
+            seconds: timeout.as_secs(),
+        }),
+    }
+}

@@ -1,0 +1,92 @@
+//! The history: typed views of events and attempts, and the operations on them, shared
+//! by the admin API, the pages and the CLI so that each is written once.
+
+mod view;
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::Config;
+use crate::event::Status;
+use crate::store::{Counts, EventQuery, EventStore, StoreError};
+use crate::time::now_ms;
+
+pub use view::{
+    AttemptView, EventDetail, EventList, EventSummary, StatusCounts, WebhookSummary, masked_request,
+};
+
+/// Listings page at most this many events at a time.
+pub const MAX_PAGE: usize = 500;
+
+/// What a bulk redelivery did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Redelivered {
+    pub queued: u64,
+    /// Events whose request never rendered, which cannot be sent.
+    pub skipped: u64,
+}
+
+/// Every configured webhook with its counts by status.
+pub fn webhooks(config: &Config, counts: &BTreeMap<String, Counts>) -> Vec<WebhookSummary> {
+    config
+        .webhooks
+        .iter()
+        .map(|webhook| WebhookSummary::of(webhook, counts.get(&webhook.name)))
+        .collect()
+}
+
+/// One page of events, newest first.
+pub async fn list(store: &dyn EventStore, query: &EventQuery) -> Result<EventList, StoreError> {
+    let records = store.list(query).await?;
+    Ok(EventList::page(&records, query.limit))
+}
+
+/// One event in detail; [`StoreError::NotFound`] when there is none.
+pub async fn detail(
+    store: &dyn EventStore,
+    config: &Config,
+    id: &str,
+) -> Result<EventDetail, StoreError> {
+    let event = store
+        .event(id)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(id.to_string()))?;
+    Ok(EventDetail::of(&event, config))
+}
+
+/// Queues every event of `webhook` with `status` (any status when `None`) for an
+/// immediate attempt. Paging by sequence is stable while statuses change: redelivered
+/// events keep their sequence and lie behind the cursor.
+pub async fn redeliver_matching(
+    store: &dyn EventStore,
+    webhook: &str,
+    status: Option<Status>,
+) -> Result<Redelivered, StoreError> {
+    let mut query = EventQuery {
+        webhook: Some(webhook.to_string()),
+        status,
+        limit: MAX_PAGE,
+        before: None,
+    };
+    let mut done = Redelivered::default();
+    let now = now_ms();
+    loop {
+        let page = store.list(&query).await?;
+        for event in &page {
+            match store.redeliver(&event.id, now).await {
+                Ok(_) => done.queued += 1,
+                Err(StoreError::NotRedeliverable { .. } | StoreError::NotFound(_)) => {
+                    done.skipped += 1
+                }
+                Err(error) => return Err(error),
+            }
+        }
+        match EventList::page(&page, query.limit).next_before {
+            Some(before) => query.before = Some(before),
+            None => break,
+        }
+    }
+    tracing::info!(%webhook, queued = done.queued, skipped = done.skipped, "events redelivered");
+    Ok(done)
+}

@@ -1,0 +1,163 @@
+//! The service `rowhook run` is: capture → ingest → store → deliver, the admin server
+//! and retention pruning, wired together until a shutdown signal. Shutdown loses
+//! nothing: capture stops reading, ingest makes everything received durable, attempts
+//! under way finish and are recorded.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+use tracing::{error, info};
+
+use crate::admin::{self, AdminState};
+use crate::capture::notify::NotifySource;
+use crate::capture::replication::{ReplicationSource, SlotKind};
+use crate::capture::stage::acknowledgement_channel;
+use crate::capture::{CaptureStatus, Source, SourceError};
+use crate::config::{Config, SourceMode};
+use crate::deliver::Dispatcher;
+use crate::deliver::client::{ClientError, DeliveryClient};
+use crate::ingest::Ingest;
+use crate::metrics::Metrics;
+use crate::postgres::{DatabaseUrl, DatabaseUrlError};
+use crate::route::Router;
+use crate::shutdown::{Shutdown, ShutdownTrigger};
+use crate::store::{EventStore, StoreError};
+use crate::time::now_ms;
+
+const PRUNE_INTERVAL: Duration = Duration::from_secs(60);
+/// Changes in flight between capture and ingest.
+const CAPTURE_QUEUE: usize = 4096;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("source.url: {0}")]
+    DatabaseUrl(#[source] DatabaseUrlError),
+    #[error("cannot listen on {address} for the admin server: {source}")]
+    AdminListen {
+        address: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    #[error("storing events failed: {0}")]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Capture(#[from] SourceError),
+    #[error("the {0} task failed")]
+    Task(&'static str),
+}
+
+impl ServiceError {
+    /// Whether the configuration is at fault (exit code 2) rather than the run.
+    pub fn is_configuration(&self) -> bool {
+        matches!(self, ServiceError::DatabaseUrl(_))
+    }
+}
+
+/// Runs the service on an open store until `shutdown` fires. When capture ends by itself
+/// (a failure an operator must fix), it pulls `trigger` so that the other stages stop
+/// too. `rowhook run` wires both to SIGINT and SIGTERM; `rowhook demo` triggers them.
+pub async fn serve(
+    config: &Config,
+    router: Router,
+    store: Arc<dyn EventStore>,
+    trigger: ShutdownTrigger,
+    shutdown: Shutdown,
+) -> Result<(), ServiceError> {
+    let url = DatabaseUrl::parse(&config.source.url).map_err(ServiceError::DatabaseUrl)?;
+    let client = DeliveryClient::new()?;
+    // Where replication resumes if the slot is further behind; notify mode's outbox
+    // keeps its own place (rows are deleted once durable).
+    let start = store.resume_position().await?.unwrap_or_default();
+
+    let metrics = Arc::new(Metrics::default());
+    let (status_sender, capture_status) = watch::channel(CaptureStatus::default());
+    let admin_listener = match &config.admin {
+        Some(admin) => Some(TcpListener::bind(admin.listen).await.map_err(|source| {
+            ServiceError::AdminListen {
+                address: admin.listen,
+                source,
+            }
+        })?),
+        None => None,
+    };
+
+    let dispatcher = Dispatcher::new(config, store.clone(), client, metrics.clone());
+    let (acknowledger, acknowledgements) = acknowledgement_channel();
+    let (sender, receiver) = mpsc::channel(CAPTURE_QUEUE);
+    let ingest = Ingest::new(config, router, store.clone(), acknowledger, metrics.clone());
+    let admin = admin_listener.map(|listener| {
+        let state = AdminState {
+            config: Arc::new(config.clone()),
+            store: store.clone(),
+            metrics: metrics.clone(),
+            capture: capture_status,
+        };
+        tokio::spawn(admin::serve(listener, state, shutdown.clone()))
+    });
+
+    let delivery = tokio::spawn(dispatcher.run(shutdown.clone()));
+    let pruning = tokio::spawn(prune(
+        store.clone(),
+        config.store.retention,
+        shutdown.clone(),
+    ));
+    let ingesting = tokio::spawn(ingest.run(receiver));
+    info!(
+        models = config.models.len(),
+        webhooks = config.webhooks.len(),
+        "rowhook running"
+    );
+    let source = match config.source.mode {
+        SourceMode::Replication => Source::Replication(ReplicationSource {
+            url,
+            slot: SlotKind::Persistent {
+                name: config.source.slot.clone(),
+            },
+            publication: config.source.publication.clone(),
+            start,
+            status: Some(status_sender),
+        }),
+        SourceMode::Notify => Source::Notify(NotifySource {
+            url,
+            status: Some(status_sender),
+            delete_drained: true,
+        }),
+    };
+    let captured = source.run(sender, acknowledgements, shutdown.clone()).await;
+    // Capture has stopped (shutdown, or a failure): ingest drains and appends the rest.
+    let ingested = ingesting.await.map_err(|_| ServiceError::Task("ingest"))?;
+    // When capture ended on its own, stop the other stages too.
+    trigger.trigger();
+    let _ = delivery.await;
+    let _ = pruning.await;
+    if let Some(admin) = admin
+        && let Ok(Err(error)) = admin.await
+    {
+        error!(%error, "admin server failed");
+    }
+    store.flush().await?;
+    captured?;
+    ingested?;
+    info!("rowhook stopped");
+    Ok(())
+}
+
+/// Deletes events past retention, every minute.
+async fn prune(store: Arc<dyn EventStore>, retention: Duration, mut shutdown: Shutdown) {
+    let retention = u64::try_from(retention.as_millis()).unwrap_or(u64::MAX);
+    loop {
+        match store.prune(now_ms().saturating_sub(retention)).await {
+            Ok(0) => {}
+            Ok(pruned) => info!(pruned, "old events pruned"),
+            Err(error) => error!(%error, "pruning failed"),
+        }
+        tokio::select! {
+            _ = shutdown.requested() => return,
+            _ = tokio::time::sleep(PRUNE_INTERVAL) => {}
+        }
+    }
+}

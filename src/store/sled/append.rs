@@ -1,0 +1,154 @@
+//! Appending a batch: deduplicate against the id index, give the new events sequence
+//! numbers, write each webhook's events as chunks with their id-index spans, the next
+//! sequence and the checkpoint — one atomic batch.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use super::{SledStore, backend, chunk, keys, ranges};
+use crate::event::{NewEvent, Status};
+use crate::store::{Appended, NewEvents, StoreError};
+
+/// A chunk holds at most this many events, or about this many bytes (one larger event
+/// gets a chunk of its own): large enough that writes are few, small enough that reading
+/// one event does not drag a megabyte along.
+const CHUNK_EVENTS: usize = 256;
+const CHUNK_BYTES: usize = 64 * 1024;
+
+impl SledStore {
+    /// Writes the batch; returns what was new and which webhooks got events. Not yet
+    /// flushed.
+    pub(super) fn write_appended(
+        &self,
+        batch: NewEvents,
+    ) -> Result<(Appended, Vec<String>), StoreError> {
+        let NewEvents {
+            events,
+            resume_after,
+        } = batch;
+        let _appending = self
+            .appending
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+
+        // By webhook; an id seen twice in the batch (a transaction sent again after a
+        // reconnect) is kept once.
+        let mut seen = HashSet::with_capacity(events.len());
+        let mut by_webhook: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for event in &events {
+            if seen.insert(event.id.as_str()) {
+                by_webhook
+                    .entry(&event.webhook)
+                    .or_default()
+                    .push(&event.id);
+            }
+        }
+        let mut placements = HashMap::with_capacity(by_webhook.len());
+        let mut stored_already = HashSet::new();
+        for (webhook, mut ids) in by_webhook {
+            ids.sort_unstable();
+            let (stored, placement) = ranges::place(&self.tree, webhook, &ids, |first| {
+                self.load_chunk(webhook, first)
+            })?;
+            stored_already.extend(stored);
+            placements.insert(webhook, placement);
+        }
+
+        // Sequence numbers in arrival order, so listings show the newest first.
+        seen.clear();
+        let fresh: Vec<&NewEvent> = events
+            .iter()
+            .filter(|event| seen.insert(event.id.as_str()) && !stored_already.contains(&event.id))
+            .collect();
+        let created = fresh.len();
+        let (first, known, checkpoint) = {
+            let mut inner = self.lock();
+            let first = inner.next_sequence;
+            inner.next_sequence += created as u64;
+            let known: HashSet<String> = inner.counts.keys().cloned().collect();
+            (first, known, inner.checkpoint)
+        };
+        let next = first + created as u64;
+        let mut planned: BTreeMap<&str, Vec<(u64, &NewEvent)>> = BTreeMap::new();
+        for (offset, event) in fresh.into_iter().enumerate() {
+            planned
+                .entry(&event.webhook)
+                .or_default()
+                .push((first + offset as u64, event));
+        }
+        let mut writes = sled::Batch::default();
+        let mut touched = Vec::with_capacity(planned.len());
+        let mut added: Vec<(String, u64, u64)> = Vec::with_capacity(planned.len());
+        for (webhook, numbered) in planned {
+            let mut chunk_firsts = Vec::new();
+            for group in chunk_groups(&numbered) {
+                let Some((chunk_first, first_event)) = group.first() else {
+                    continue;
+                };
+                for (sequence, event) in group {
+                    // Failed from the start: listed with the other failures.
+                    if event.initial_status() == Status::Failed {
+                        writes.insert(keys::failed(webhook, *sequence), &[]);
+                    }
+                }
+                writes.insert(
+                    keys::chunk(webhook, *chunk_first),
+                    chunk::encode(&first_event.model, *chunk_first, group),
+                );
+                chunk_firsts.push(*chunk_first);
+            }
+            if let Some(placement) = placements.remove(webhook) {
+                for span in placement.spans(&chunk_firsts) {
+                    writes.insert(span.key(webhook), span.value());
+                }
+            }
+            if !known.contains(webhook) {
+                writes.insert(keys::webhook(webhook), &[]);
+            }
+            let failed = numbered
+                .iter()
+                .filter(|(_, event)| event.initial_status() == Status::Failed)
+                .count() as u64;
+            added.push((webhook.to_string(), numbered.len() as u64 - failed, failed));
+            touched.push(webhook.to_string());
+        }
+        writes.insert(keys::NEXT_SEQUENCE, &next.to_be_bytes());
+        let advance = resume_after.filter(|lsn| checkpoint.is_none_or(|stored| *lsn > stored));
+        if let Some(lsn) = advance {
+            writes.insert(keys::CHECKPOINT, &lsn.0.to_be_bytes());
+        }
+        self.tree
+            .apply_batch(writes)
+            .map_err(backend("storing new events"))?;
+
+        let mut inner = self.lock();
+        if advance.is_some() {
+            inner.checkpoint = advance;
+        }
+        for (webhook, pending, failed) in added {
+            inner.count(&webhook, Status::Pending, pending as i64);
+            inner.count(&webhook, Status::Failed, failed as i64);
+        }
+        Ok((Appended { created }, touched))
+    }
+}
+
+/// Splits one webhook's events into chunks by count and size.
+fn chunk_groups<'a>(events: &'a [(u64, &'a NewEvent)]) -> Vec<&'a [(u64, &'a NewEvent)]> {
+    let mut groups = Vec::new();
+    let mut start = 0;
+    let mut bytes = 0;
+    for (index, (_, event)) in events.iter().enumerate() {
+        let size = event.size();
+        let full = index - start >= CHUNK_EVENTS || (bytes + size > CHUNK_BYTES && index > start);
+        if full {
+            groups.push(&events[start..index]);
+            start = index;
+            bytes = 0;
+        }
+        bytes += size;
+    }
+    if start < events.len() {
+        groups.push(&events[start..]);
+    }
+    groups
+}

@@ -1,0 +1,369 @@
+//! The embedded backend: sled, one process, built for the hot path.
+//!
+//! - An append writes each webhook's new events as one *chunk* value (a few writes for
+//!   a flush of thousands of events), one *span* entry of the id index per chunk group,
+//!   the next sequence number and the capture checkpoint — all in one atomic batch, then
+//!   flushes. Appends are idempotent through the id index (`ranges`).
+//! - Attempt 1 needs no due entry: events of a webhook become due in the order they were
+//!   stored, so a per-webhook *frontier* walks the chunks. Retries and redeliveries get
+//!   a due entry. Claiming never scans delivered events.
+//! - An attempt writes one *state* value (status, schedule, every attempt); attempts are
+//!   recorded in batches, and not flushed one by one.
+//! - Counts by status are kept in memory, recomputed when the store opens.
+
+mod append;
+mod chunk;
+mod claim;
+mod codec;
+mod keys;
+mod prune;
+mod ranges;
+mod read;
+mod state;
+
+#[cfg(test)]
+pub(super) mod tests;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+
+use async_trait::async_trait;
+use sled::{Db, Tree};
+
+use crate::change::Lsn;
+use crate::event::Status;
+use crate::store::{
+    Appended, Counts, DueEvents, EventQuery, EventRecord, EventStore, FinishedAttempt, NewEvents,
+    StoreError, StoredEvent, Wakeups,
+};
+use chunk::Chunk;
+use state::EventState;
+
+/// sled caches up to 1 GiB by default; the working set here is the chunks near each
+/// webhook's frontier and recent states, so a small cache keeps memory flat.
+const CACHE_BYTES: u64 = 16 * 1024 * 1024;
+/// The tree everything lives in. Stores of rowhook 0.1 kept other trees, in JSON.
+const TREE: &str = "events-2";
+const FIRST_FORMAT_TREES: [&str; 2] = ["events", "requests"];
+
+pub struct SledStore {
+    db: Db,
+    tree: Tree,
+    path: PathBuf,
+    /// Appends run one at a time: deduplication reads what earlier appends wrote.
+    appending: Mutex<()>,
+    inner: Mutex<Inner>,
+    wakeups: Wakeups,
+}
+
+/// What the store keeps in memory beside sled.
+#[derive(Default)]
+struct Inner {
+    counts: BTreeMap<String, Counts>,
+    queues: HashMap<String, Queue>,
+    next_sequence: u64,
+    checkpoint: Option<Lsn>,
+}
+
+/// A webhook's claim state.
+#[derive(Default)]
+struct Queue {
+    /// The first sequence the first-attempt walk has not passed.
+    frontier: u64,
+    /// What the store says the frontier is: it never passes an unrecorded claim.
+    durable_frontier: u64,
+    /// Claimed and not yet recorded.
+    claimed: HashSet<u64>,
+    /// First attempts among them, which hold the durable frontier back.
+    first_claims: BTreeSet<u64>,
+    /// The chunk at the frontier, parsed once.
+    chunk: Option<Chunk>,
+}
+
+impl Inner {
+    fn queue(&mut self, webhook: &str) -> &mut Queue {
+        self.queues.entry(webhook.to_string()).or_default()
+    }
+
+    fn count(&mut self, webhook: &str, status: Status, delta: i64) {
+        let count = self
+            .counts
+            .entry(webhook.to_string())
+            .or_default()
+            .entry(status)
+            .or_default();
+        *count = count.saturating_add_signed(delta);
+    }
+
+    fn moved(&mut self, webhook: &str, from: Status, to: Status) {
+        if from != to {
+            self.count(webhook, from, -1);
+            self.count(webhook, to, 1);
+        }
+    }
+}
+
+fn backend(doing: &'static str) -> impl Fn(sled::Error) -> StoreError {
+    move |error| StoreError::backend(doing, error)
+}
+
+impl SledStore {
+    /// Opens (or creates) the store at `path`. Fails with [`StoreError::Locked`] when
+    /// another process holds it.
+    pub fn open(path: &Path) -> Result<SledStore, StoreError> {
+        let db = sled::Config::new()
+            .path(path)
+            .cache_capacity(CACHE_BYTES)
+            .open()
+            .map_err(|error| open_error(path, error))?;
+        for name in FIRST_FORMAT_TREES {
+            let old = db.open_tree(name).map_err(backend("opening the store"))?;
+            if !old.is_empty() {
+                return Err(StoreError::corrupt(
+                    format!("store at {}", path.display()),
+                    "it was written by rowhook 0.1, whose format this version does not read; \
+                     let that version deliver what is pending, then move the directory away",
+                ));
+            }
+        }
+        let tree = db.open_tree(TREE).map_err(backend("opening the store"))?;
+        let store = SledStore {
+            db,
+            tree,
+            path: path.to_path_buf(),
+            appending: Mutex::new(()),
+            inner: Mutex::new(Inner::default()),
+            wakeups: Wakeups::default(),
+        };
+        let inner = store.recover()?;
+        *store.lock() = inner;
+        Ok(store)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // What the lock guards is kept consistent between statements; a panic elsewhere
+        // leaves nothing half-written.
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn webhooks(&self) -> Result<Vec<String>, StoreError> {
+        self.tree
+            .scan_prefix([keys::WEBHOOK])
+            .keys()
+            .map(|key| {
+                let key = key.map_err(backend("listing webhooks"))?;
+                keys::webhook_name(&key)
+                    .ok_or_else(|| StoreError::corrupt("webhook list", "unreadable key"))
+            })
+            .collect()
+    }
+
+    fn chunk_at(&self, webhook: &str, key: &[u8], value: sled::IVec) -> Result<Chunk, StoreError> {
+        let [first] = keys::numbers::<1>(key, keys::CHUNK, webhook).ok_or_else(|| {
+            StoreError::corrupt(format!("events of {webhook:?}"), "unreadable key")
+        })?;
+        Chunk::parse(first, value).map_err(|_| {
+            StoreError::corrupt(
+                format!("events of {webhook:?} from {first}"),
+                "truncated chunk",
+            )
+        })
+    }
+
+    /// The chunk whose first sequence is `first`, unless it was pruned.
+    fn load_chunk(&self, webhook: &str, first: u64) -> Result<Option<Chunk>, StoreError> {
+        let key = keys::chunk(webhook, first);
+        match self.tree.get(&key).map_err(backend("reading events"))? {
+            Some(value) => self.chunk_at(webhook, &key, value).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The chunk that would hold `sequence`: the last one starting at or before it.
+    fn chunk_holding(&self, webhook: &str, sequence: u64) -> Result<Option<Chunk>, StoreError> {
+        let start = keys::prefix(keys::CHUNK, webhook);
+        match self
+            .tree
+            .range(start..=keys::chunk(webhook, sequence))
+            .next_back()
+        {
+            Some(entry) => {
+                let (key, value) = entry.map_err(backend("reading events"))?;
+                self.chunk_at(webhook, &key, value).map(Some)
+            }
+            None => Ok(None),
+        }
+    }
+
+    fn state(&self, webhook: &str, sequence: u64) -> Result<Option<EventState>, StoreError> {
+        match self
+            .tree
+            .get(keys::state(webhook, sequence))
+            .map_err(backend("reading an event's state"))?
+        {
+            Some(bytes) => EventState::decode(&bytes).map(Some).map_err(|_| {
+                StoreError::corrupt(
+                    format!("state of event {sequence} of {webhook:?}"),
+                    "truncated",
+                )
+            }),
+            None => Ok(None),
+        }
+    }
+
+    /// Rebuilds what is kept in memory: counts, sequence, frontiers, checkpoint.
+    fn recover(&self) -> Result<Inner, StoreError> {
+        let mut inner = Inner::default();
+        let meta = |key: &[u8]| -> Result<Option<u64>, StoreError> {
+            Ok(self
+                .tree
+                .get(key)
+                .map_err(backend("reading the store's metadata"))?
+                .and_then(|value| keys::decode_u64(&value)))
+        };
+        inner.next_sequence = meta(keys::NEXT_SEQUENCE)?.unwrap_or(0);
+        inner.checkpoint = meta(keys::CHECKPOINT)?.map(Lsn);
+        for webhook in self.webhooks()? {
+            let counts = inner.counts.entry(webhook.clone()).or_default();
+            for entry in self.tree.scan_prefix(keys::prefix(keys::CHUNK, &webhook)) {
+                let (key, value) = entry.map_err(backend("counting events"))?;
+                let chunk = self.chunk_at(&webhook, &key, value)?;
+                let unrendered = chunk.unrendered();
+                *counts.entry(Status::Pending).or_default() += chunk.len() as u64 - unrendered;
+                *counts.entry(Status::Failed).or_default() += unrendered;
+                let after_last = chunk.last_sequence().map_err(|_| {
+                    StoreError::corrupt(format!("events of {webhook:?}"), "truncated chunk")
+                })? + 1;
+                inner.next_sequence = inner.next_sequence.max(after_last);
+            }
+            for entry in self.tree.scan_prefix(keys::prefix(keys::STATE, &webhook)) {
+                let (_, value) = entry.map_err(backend("counting events"))?;
+                let status = EventState::status_of(&value).map_err(|_| {
+                    StoreError::corrupt(format!("states of {webhook:?}"), "unreadable status")
+                })?;
+                let pending = counts.entry(Status::Pending).or_default();
+                *pending = pending.saturating_sub(1);
+                *counts.entry(status).or_default() += 1;
+            }
+            let frontier = meta(&keys::frontier(&webhook))?.unwrap_or(0);
+            let queue = inner.queue(&webhook);
+            queue.frontier = frontier;
+            queue.durable_frontier = frontier;
+        }
+        Ok(inner)
+    }
+
+    async fn flush_now(&self) -> Result<(), StoreError> {
+        self.db
+            .flush_async()
+            .await
+            .map_err(backend("flushing the store"))?;
+        Ok(())
+    }
+}
+
+/// sled reports another process's lock as an I/O error whose text says so and carries
+/// the `WouldBlock` of the failed `flock`.
+fn open_error(path: &Path, error: sled::Error) -> StoreError {
+    let locked = match &error {
+        sled::Error::Io(io) => {
+            io.kind() == std::io::ErrorKind::WouldBlock
+                || io.to_string().contains("could not acquire lock")
+                || io.to_string().contains("WouldBlock")
+        }
+        _ => false,
+    };
+    if locked {
+        StoreError::Locked {
+            path: path.display().to_string(),
+        }
+    } else {
+        StoreError::backend(
+            format!("cannot open the store at {}", path.display()),
+            error,
+        )
+    }
+}
+
+#[async_trait]
+impl EventStore for SledStore {
+    async fn append(&self, batch: NewEvents) -> Result<Appended, StoreError> {
+        let (appended, touched) = self.write_appended(batch)?;
+        self.flush_now().await?;
+        for webhook in touched {
+            self.wakeups.wake(&webhook);
+        }
+        Ok(appended)
+    }
+
+    async fn resume_position(&self) -> Result<Option<Lsn>, StoreError> {
+        Ok(self.lock().checkpoint)
+    }
+
+    async fn claim_due(
+        &self,
+        webhook: &str,
+        now_ms: u64,
+        limit: usize,
+    ) -> Result<DueEvents, StoreError> {
+        self.claim(webhook, now_ms, limit)
+    }
+
+    async fn record_attempts(
+        &self,
+        finished: Vec<FinishedAttempt>,
+    ) -> Result<Vec<Status>, StoreError> {
+        self.record(finished)
+    }
+
+    async fn redeliver(&self, id: &str, now_ms: u64) -> Result<EventRecord, StoreError> {
+        let record = self.write_redelivery(id, now_ms)?;
+        self.flush_now().await?;
+        self.wakeups.wake(&record.webhook);
+        Ok(record)
+    }
+
+    async fn list(&self, query: &EventQuery) -> Result<Vec<EventRecord>, StoreError> {
+        self.list_events(query)
+    }
+
+    async fn event(&self, id: &str) -> Result<Option<StoredEvent>, StoreError> {
+        self.find_event(id)
+    }
+
+    async fn counts(&self) -> Result<BTreeMap<String, Counts>, StoreError> {
+        Ok(self.lock().counts.clone())
+    }
+
+    async fn prune(&self, cutoff_ms: u64) -> Result<u64, StoreError> {
+        self.prune_before(cutoff_ms)
+    }
+
+    async fn flush(&self) -> Result<(), StoreError> {
+        self.flush_now().await
+    }
+
+    async fn size_on_disk(&self) -> Result<Option<u64>, StoreError> {
+        let size = self
+            .db
+            .size_on_disk()
+            .map_err(backend("measuring the store"))?;
+        Ok(Some(size))
+    }
+
+    fn wakeups(&self) -> &Wakeups {
+        &self.wakeups
+    }
+}
+
+impl std::fmt::Debug for SledStore {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("SledStore")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}

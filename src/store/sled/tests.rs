@@ -1,0 +1,339 @@
+//! The sled backend: the common suite, plus what only an embedded store has — reopening,
+//! the lock, the first-attempt frontier across restarts, and `kill -9` at any moment.
+
+use std::collections::BTreeMap;
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::SledStore;
+use crate::change::Lsn;
+use crate::event::{ErrorKind, Status};
+use crate::store::suite::{self, T0, append, event, event_store_suite, finished};
+use crate::store::{
+    Appended, Counts, DueEvents, EventQuery, EventRecord, EventStore, FinishedAttempt, NewEvents,
+    StoreError, StoredEvent, Wakeups,
+};
+
+/// A directory of its own under the system's temporary directory, removed on drop.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> Scratch {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|elapsed| elapsed.as_nanos())
+            .unwrap_or_default();
+        let path = std::env::temp_dir().join(format!(
+            "rowhook-sled-{name}-{}-{nanos}",
+            std::process::id()
+        ));
+        Scratch(path)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A store whose directory goes when it does.
+struct TemporaryStore {
+    store: SledStore,
+    _scratch: Scratch,
+}
+
+#[async_trait::async_trait]
+impl EventStore for TemporaryStore {
+    async fn append(&self, batch: NewEvents) -> Result<Appended, StoreError> {
+        self.store.append(batch).await
+    }
+    async fn resume_position(&self) -> Result<Option<Lsn>, StoreError> {
+        self.store.resume_position().await
+    }
+    async fn claim_due(
+        &self,
+        webhook: &str,
+        now: u64,
+        limit: usize,
+    ) -> Result<DueEvents, StoreError> {
+        self.store.claim_due(webhook, now, limit).await
+    }
+    async fn record_attempts(&self, done: Vec<FinishedAttempt>) -> Result<Vec<Status>, StoreError> {
+        self.store.record_attempts(done).await
+    }
+    async fn redeliver(&self, id: &str, now: u64) -> Result<EventRecord, StoreError> {
+        self.store.redeliver(id, now).await
+    }
+    async fn list(&self, query: &EventQuery) -> Result<Vec<EventRecord>, StoreError> {
+        self.store.list(query).await
+    }
+    async fn event(&self, id: &str) -> Result<Option<StoredEvent>, StoreError> {
+        self.store.event(id).await
+    }
+    async fn counts(&self) -> Result<BTreeMap<String, Counts>, StoreError> {
+        self.store.counts().await
+    }
+    async fn prune(&self, cutoff: u64) -> Result<u64, StoreError> {
+        self.store.prune(cutoff).await
+    }
+    async fn flush(&self) -> Result<(), StoreError> {
+        self.store.flush().await
+    }
+    async fn size_on_disk(&self) -> Result<Option<u64>, StoreError> {
+        self.store.size_on_disk().await
+    }
+    fn wakeups(&self) -> &Wakeups {
+        self.store.wakeups()
+    }
+}
+
+/// A fresh store for each check of the suite.
+pub(crate) async fn temporary_store() -> Arc<dyn EventStore> {
+    let scratch = Scratch::new("suite");
+    let store = SledStore::open(&scratch.0).unwrap();
+    Arc::new(TemporaryStore {
+        store,
+        _scratch: scratch,
+    })
+}
+
+event_store_suite!(temporary_store());
+
+#[tokio::test]
+async fn everything_survives_reopening() {
+    let scratch = Scratch::new("reopen");
+    {
+        let store = SledStore::open(&scratch.0).unwrap();
+        let events = (0..300)
+            .map(|index| event(&format!("evt_{index:04}"), "hook"))
+            .collect();
+        append(&store, events).await;
+        let due = store.claim_due("hook", T0, 100).await.unwrap().events;
+        let done = due
+            .iter()
+            .map(|claimed| finished(claimed, None, &[Duration::ZERO], T0 + 1))
+            .collect();
+        store.record_attempts(done).await.unwrap();
+        store.redeliver("evt_0000", T0 + 2).await.unwrap();
+        store.flush().await.unwrap();
+    }
+    let store = SledStore::open(&scratch.0).unwrap();
+    let counts = store.counts().await.unwrap();
+    assert_eq!(counts["hook"][&Status::Delivered], 99);
+    assert_eq!(counts["hook"][&Status::Pending], 201);
+    // The redelivered event first (its due entry), then attempt 1 of the rest, in order.
+    let due = store.claim_due("hook", T0 + 2, 1_000).await.unwrap().events;
+    assert_eq!(due.len(), 201);
+    assert_eq!(due[0].id, "evt_0000");
+    assert_eq!(due[0].attempts, 1);
+    assert_eq!(due[1].id, "evt_0100");
+    let listed = store.list(&EventQuery::default()).await.unwrap();
+    assert_eq!(listed.len(), 300);
+    assert_eq!(listed[0].id, "evt_0299");
+}
+
+#[tokio::test]
+async fn claims_not_recorded_come_back_after_a_restart() {
+    let scratch = Scratch::new("frontier");
+    {
+        let store = SledStore::open(&scratch.0).unwrap();
+        let events = (0..10)
+            .map(|index| event(&format!("evt_{index}"), "hook"))
+            .collect();
+        append(&store, events).await;
+        let due = store.claim_due("hook", T0, 10).await.unwrap().events;
+        // evt_0..evt_2 and evt_5 recorded; the rest were under way when the process ended.
+        let done = [0, 1, 2, 5]
+            .iter()
+            .map(|index| finished(&due[*index], None, &[Duration::ZERO], T0 + 1))
+            .collect();
+        store.record_attempts(done).await.unwrap();
+        store.flush().await.unwrap();
+    }
+    let store = SledStore::open(&scratch.0).unwrap();
+    let again = store.claim_due("hook", T0 + 5, 100).await.unwrap().events;
+    let ids: Vec<&str> = again.iter().map(|claimed| claimed.id.as_str()).collect();
+    assert_eq!(ids, ["evt_3", "evt_4", "evt_6", "evt_7", "evt_8", "evt_9"]);
+}
+
+#[tokio::test]
+async fn one_process_at_a_time() {
+    let scratch = Scratch::new("lock");
+    let _first = SledStore::open(&scratch.0).unwrap();
+    match SledStore::open(&scratch.0) {
+        Err(StoreError::Locked { path }) => assert_eq!(path, scratch.0.display().to_string()),
+        other => panic!("expected Locked, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_store_of_the_first_format_is_refused_clearly() {
+    let scratch = Scratch::new("format-1");
+    {
+        let db = sled::open(&scratch.0).unwrap();
+        db.open_tree("events")
+            .unwrap()
+            .insert(b"ehook", b"{}")
+            .unwrap();
+        db.flush().unwrap();
+    }
+    let error = SledStore::open(&scratch.0).unwrap_err().to_string();
+    assert!(error.contains("rowhook 0.1"), "{error}");
+}
+
+/// How many events each batch of the crash writer appends.
+const CRASH_BATCH: usize = 200;
+const CRASH_DIRECTORY: &str = "ROWHOOK_CRASH_TEST_DIRECTORY";
+
+/// Not a test on its own: the process `kill_9_at_any_moment_loses_nothing` runs and
+/// kills. It appends batches (each durable when `append` returns, and only then reported
+/// on stdout), attempts some events, redelivers some, without ever flushing the attempts.
+#[tokio::test]
+#[ignore = "run by kill_9_at_any_moment_loses_nothing"]
+async fn crash_writer() {
+    let Ok(directory) = std::env::var(CRASH_DIRECTORY) else {
+        return;
+    };
+    let store = SledStore::open(Path::new(&directory)).unwrap();
+    let retry = [Duration::ZERO, Duration::ZERO];
+    for batch in 0.. {
+        let events = (0..CRASH_BATCH)
+            .map(|index| {
+                event(
+                    &crash_id(batch, index),
+                    if index % 3 == 0 { "a" } else { "b" },
+                )
+            })
+            .collect();
+        append(&store, events).await;
+        println!("appended {batch}");
+        for webhook in ["a", "b"] {
+            let due = store.claim_due(webhook, T0, 150).await.unwrap().events;
+            let done = due
+                .iter()
+                .enumerate()
+                .map(|(index, claimed)| {
+                    let kind = (index % 4 == 0).then_some(ErrorKind::Status);
+                    finished(claimed, kind, &retry, T0 + 1)
+                })
+                .collect();
+            store.record_attempts(done).await.unwrap();
+        }
+        if batch % 5 == 4 {
+            store.redeliver(&crash_id(batch - 2, 3), T0).await.unwrap();
+        }
+    }
+}
+
+fn crash_id(batch: usize, index: usize) -> String {
+    format!("evt_{batch:06}{index:04}")
+}
+
+/// Kills the crash writer at several moments, each time reopening its store: every
+/// batch reported appended is there whole and cannot be appended again, the counts agree
+/// with the events listed, and every pending event is claimed exactly once.
+#[tokio::test]
+async fn kill_9_at_any_moment_loses_nothing() {
+    for (round, (batches, pause_micros)) in [(1, 0), (2, 300), (4, 1_500), (7, 50), (11, 4_000)]
+        .into_iter()
+        .enumerate()
+    {
+        let scratch = Scratch::new(&format!("crash-{round}"));
+        let mut writer = Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "store::sled::tests::crash_writer",
+                "--ignored",
+                "--nocapture",
+            ])
+            .env(CRASH_DIRECTORY, &scratch.0)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = writer.stdout.take().unwrap();
+        let mut appended = 0;
+        for line in std::io::BufReader::new(stdout).lines() {
+            if line.unwrap().starts_with("appended ") {
+                appended += 1;
+                if appended == batches {
+                    break;
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_micros(pause_micros));
+        writer.kill().unwrap();
+        writer.wait().unwrap();
+        check_after_crash(&scratch.0, appended).await;
+    }
+}
+
+async fn check_after_crash(directory: &Path, appended: usize) {
+    let store = SledStore::open(directory).unwrap();
+    let listed = store.list(&EventQuery::default()).await.unwrap();
+    let mut ids: Vec<&str> = listed.iter().map(|record| record.id.as_str()).collect();
+    ids.sort_unstable();
+    let total = ids.len();
+    ids.dedup();
+    assert_eq!(total, ids.len(), "no event listed twice");
+    for batch in 0..appended {
+        for index in 0..CRASH_BATCH {
+            let id = crash_id(batch, index);
+            assert!(
+                ids.binary_search(&id.as_str()).is_ok(),
+                "{id} of an appended batch is missing"
+            );
+        }
+    }
+    let counts = store.counts().await.unwrap();
+    for webhook in ["a", "b"] {
+        for status in Status::ALL {
+            let listed = listed
+                .iter()
+                .filter(|record| record.webhook == webhook && record.status == status)
+                .count() as u64;
+            let counted = counts
+                .get(webhook)
+                .and_then(|counts| counts.get(&status))
+                .copied();
+            assert_eq!(counted.unwrap_or(0), listed, "{webhook} {status}");
+        }
+        let pending: Vec<&str> = listed
+            .iter()
+            .filter(|record| record.webhook == webhook && record.status == Status::Pending)
+            .map(|record| record.id.as_str())
+            .collect();
+        let due = store
+            .claim_due(webhook, u64::MAX, 1_000_000)
+            .await
+            .unwrap()
+            .events;
+        let mut claimed: Vec<&str> = due.iter().map(|claimed| claimed.id.as_str()).collect();
+        claimed.sort_unstable();
+        let mut expected = pending.clone();
+        expected.sort_unstable();
+        assert_eq!(
+            claimed, expected,
+            "every pending event of {webhook} claimed once"
+        );
+    }
+    for batch in 0..appended {
+        let events = (0..CRASH_BATCH)
+            .map(|index| {
+                event(
+                    &crash_id(batch, index),
+                    if index % 3 == 0 { "a" } else { "b" },
+                )
+            })
+            .collect();
+        assert_eq!(
+            suite::append(&store, events).await,
+            0,
+            "batch {batch} appended again"
+        );
+    }
+}

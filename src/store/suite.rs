@@ -1,0 +1,645 @@
+//! The test suite every backend passes, through the [`EventStore`] interface alone, and
+//! the helpers other tests build stores with. A backend runs it with
+//! `event_store_suite!(async_factory)`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::change::Lsn;
+use crate::event::{Attempt, Content, ErrorKind, NewEvent, Request, Status};
+use crate::store::{ClaimedEvent, EventQuery, EventStore, FinishedAttempt, NewEvents, StoreError};
+
+/// A time far from zero, so that "due before now" arithmetic is real.
+pub(crate) const T0: u64 = 1_700_000_000_000;
+
+/// A rendered event of `webhook`, captured at `created` and due at `due`.
+pub(crate) fn event_at(id: &str, webhook: &str, created: u64, due: u64) -> NewEvent {
+    NewEvent {
+        id: id.to_string(),
+        webhook: webhook.to_string(),
+        model: "order".into(),
+        kind: "order.created".into(),
+        created_at_ms: created,
+        first_attempt_at_ms: due,
+        content: Content::Rendered {
+            request: Request {
+                method: "POST".into(),
+                url: format!("http://127.0.0.1:9/{webhook}"),
+                headers: vec![("content-type".into(), "application/json".into())],
+                body: Some(format!(r#"{{"id":"{id}"}}"#)),
+            },
+            envelope: None,
+        },
+    }
+}
+
+pub(crate) fn event(id: &str, webhook: &str) -> NewEvent {
+    event_at(id, webhook, T0, T0)
+}
+
+/// An event whose request could not be rendered.
+pub(crate) fn unrendered(id: &str, webhook: &str) -> NewEvent {
+    NewEvent {
+        content: Content::Unrendered {
+            reason: "url: template error".into(),
+            envelope: format!(r#"{{"id":"{id}"}}"#),
+        },
+        ..event(id, webhook)
+    }
+}
+
+pub(crate) async fn append(store: &dyn EventStore, events: Vec<NewEvent>) -> usize {
+    store
+        .append(NewEvents {
+            events,
+            resume_after: None,
+        })
+        .await
+        .unwrap()
+        .created
+}
+
+pub(crate) fn attempt(number: u32, error_kind: Option<ErrorKind>) -> Attempt {
+    Attempt {
+        number,
+        started_at_ms: T0 + u64::from(number),
+        duration_ms: 3,
+        status_code: Some(if error_kind.is_some() { 500 } else { 200 }),
+        error_kind,
+        error: error_kind.map(|kind| format!("{} failed", kind.as_str())),
+        response_body: "<b>answer</b>".into(),
+    }
+}
+
+pub(crate) fn finished(
+    event: &ClaimedEvent,
+    error_kind: Option<ErrorKind>,
+    retry: &[Duration],
+    at: u64,
+) -> FinishedAttempt {
+    FinishedAttempt {
+        webhook: event.webhook.clone(),
+        claim: event.claim.clone(),
+        attempt: attempt(event.attempts + 1, error_kind),
+        retry: Arc::from(retry),
+        finished_at_ms: at,
+    }
+}
+
+/// Claims every due event of `webhook` and fails each for good (a one-attempt schedule).
+pub(crate) async fn fail_all(store: &dyn EventStore, webhook: &str) {
+    let due = store.claim_due(webhook, u64::MAX, 10_000).await.unwrap();
+    let done = due
+        .events
+        .iter()
+        .map(|event| finished(event, Some(ErrorKind::Status), &[Duration::ZERO], T0 + 100))
+        .collect();
+    store.record_attempts(done).await.unwrap();
+}
+
+async fn ids(store: &dyn EventStore, query: EventQuery) -> Vec<String> {
+    let listed = store.list(&query).await.unwrap();
+    listed.into_iter().map(|record| record.id).collect()
+}
+
+fn claimed_ids(events: &[ClaimedEvent]) -> Vec<&str> {
+    events.iter().map(|event| event.id.as_str()).collect()
+}
+
+async fn count(store: &dyn EventStore, webhook: &str, status: Status) -> u64 {
+    let counts = store.counts().await.unwrap();
+    counts
+        .get(webhook)
+        .and_then(|counts| counts.get(&status))
+        .copied()
+        .unwrap_or(0)
+}
+
+pub(crate) async fn claims_in_order_once(store: &dyn EventStore) {
+    let events = (0..5)
+        .map(|index| event_at(&format!("evt_{index}"), "hook", T0, T0 + index))
+        .collect();
+    assert_eq!(append(store, events).await, 5);
+    let early = store.claim_due("hook", T0 + 1, 10).await.unwrap();
+    assert_eq!(claimed_ids(&early.events), ["evt_0", "evt_1"]);
+    assert_eq!(early.next_due_at_ms, Some(T0 + 2));
+    // Claimed events are not handed out again until recorded.
+    let rest = store.claim_due("hook", T0 + 10, 2).await.unwrap();
+    assert_eq!(claimed_ids(&rest.events), ["evt_2", "evt_3"]);
+    assert!(
+        rest.next_due_at_ms.is_some_and(|at| at <= T0 + 10),
+        "more are due"
+    );
+    let last = store.claim_due("hook", T0 + 10, 10).await.unwrap();
+    assert_eq!(claimed_ids(&last.events), ["evt_4"]);
+    assert!(
+        store
+            .claim_due("hook", T0 + 10, 10)
+            .await
+            .unwrap()
+            .events
+            .is_empty()
+    );
+    assert_eq!(last.events[0].attempts, 0);
+    assert_eq!(
+        last.events[0].request.body.as_deref(),
+        Some(r#"{"id":"evt_4"}"#)
+    );
+
+    let all: Vec<ClaimedEvent> = [early.events, rest.events, last.events].concat();
+    let done = all
+        .iter()
+        .map(|event| finished(event, None, &[Duration::ZERO], T0 + 20))
+        .collect();
+    let statuses = store.record_attempts(done).await.unwrap();
+    assert_eq!(statuses, vec![Status::Delivered; 5]);
+    assert_eq!(count(store, "hook", Status::Delivered).await, 5);
+    assert_eq!(count(store, "hook", Status::Pending).await, 0);
+    assert!(
+        store
+            .claim_due("hook", u64::MAX, 10)
+            .await
+            .unwrap()
+            .events
+            .is_empty()
+    );
+}
+
+pub(crate) async fn appends_are_idempotent(store: &dyn EventStore) {
+    let batch = || {
+        vec![
+            event("evt_a", "hook"),
+            event("evt_b", "hook"),
+            event("evt_c", "other"),
+        ]
+    };
+    assert_eq!(append(store, batch()).await, 3);
+    assert_eq!(
+        append(store, batch()).await,
+        0,
+        "a replayed batch adds nothing"
+    );
+    // Part old, part new, and one id twice in one batch.
+    let mixed = vec![
+        event("evt_b", "hook"),
+        event("evt_d", "hook"),
+        event("evt_d", "hook"),
+        event("evt_0", "hook"),
+    ];
+    assert_eq!(append(store, mixed).await, 2);
+    assert_eq!(count(store, "hook", Status::Pending).await, 4);
+    assert_eq!(
+        ids(store, EventQuery::default()).await,
+        ["evt_0", "evt_d", "evt_c", "evt_b", "evt_a"]
+    );
+    // A replay of events already delivered leaves them delivered.
+    let due = store.claim_due("hook", u64::MAX, 10).await.unwrap();
+    let done = due
+        .events
+        .iter()
+        .map(|event| finished(event, None, &[Duration::ZERO], T0))
+        .collect();
+    store.record_attempts(done).await.unwrap();
+    assert_eq!(append(store, batch()).await, 0);
+    assert_eq!(count(store, "hook", Status::Delivered).await, 4);
+    assert!(
+        store
+            .claim_due("hook", u64::MAX, 10)
+            .await
+            .unwrap()
+            .events
+            .is_empty()
+    );
+}
+
+/// Ids that do not grow (notify mode's transaction ids, rows that committed late) are
+/// found and deduplicated as well as growing ones.
+pub(crate) async fn ids_in_any_order(store: &dyn EventStore) {
+    let first: Vec<NewEvent> = ["evt_10", "evt_20", "evt_30"]
+        .into_iter()
+        .map(|id| event(id, "hook"))
+        .collect();
+    append(store, first).await;
+    let late: Vec<NewEvent> = ["evt_15", "evt_05", "evt_40", "evt_20", "evt_25"]
+        .into_iter()
+        .map(|id| event(id, "hook"))
+        .collect();
+    assert_eq!(append(store, late).await, 4, "evt_20 is stored already");
+    let again: Vec<NewEvent> = ["evt_05", "evt_15", "evt_25", "evt_30", "evt_40", "evt_35"]
+        .into_iter()
+        .map(|id| event(id, "hook"))
+        .collect();
+    assert_eq!(append(store, again).await, 1, "only evt_35 is new");
+    for id in [
+        "evt_05", "evt_10", "evt_15", "evt_20", "evt_25", "evt_30", "evt_35", "evt_40",
+    ] {
+        let found = store.event(id).await.unwrap();
+        assert_eq!(found.map(|event| event.record.id), Some(id.to_string()));
+    }
+    assert!(store.event("evt_12").await.unwrap().is_none());
+    assert!(store.event("evt_99").await.unwrap().is_none());
+    assert_eq!(count(store, "hook", Status::Pending).await, 8);
+}
+
+pub(crate) async fn retries_follow_the_schedule(store: &dyn EventStore) {
+    let retry = [Duration::ZERO, Duration::from_millis(50)];
+    append(store, vec![event("evt_1", "hook")]).await;
+    let first = store.claim_due("hook", T0, 10).await.unwrap().events;
+    let failed = finished(&first[0], Some(ErrorKind::Timeout), &retry, T0 + 5);
+    assert_eq!(
+        store.record_attempts(vec![failed]).await.unwrap(),
+        [Status::Pending]
+    );
+    let waiting = store.claim_due("hook", T0 + 54, 10).await.unwrap();
+    assert!(waiting.events.is_empty());
+    assert_eq!(waiting.next_due_at_ms, Some(T0 + 55));
+    let second = store.claim_due("hook", T0 + 55, 10).await.unwrap().events;
+    assert_eq!(claimed_ids(&second), ["evt_1"]);
+    assert_eq!(second[0].attempts, 1);
+    let failed = finished(&second[0], Some(ErrorKind::Status), &retry, T0 + 60);
+    assert_eq!(
+        store.record_attempts(vec![failed]).await.unwrap(),
+        [Status::Failed]
+    );
+    assert!(
+        store
+            .claim_due("hook", u64::MAX, 10)
+            .await
+            .unwrap()
+            .events
+            .is_empty()
+    );
+    let stored = store.event("evt_1").await.unwrap().unwrap();
+    assert_eq!(stored.record.status, Status::Failed);
+    assert_eq!(stored.record.attempts, 2);
+    assert_eq!(stored.record.last_status_code, Some(500));
+    assert_eq!(stored.record.finished_at_ms, Some(T0 + 60));
+    let numbers: Vec<u32> = stored
+        .attempts
+        .iter()
+        .map(|attempt| attempt.number)
+        .collect();
+    assert_eq!(numbers, [1, 2]);
+    let failed_only = EventQuery {
+        status: Some(Status::Failed),
+        ..EventQuery::default()
+    };
+    assert_eq!(ids(store, failed_only).await, ["evt_1"]);
+}
+
+pub(crate) async fn redelivery_is_one_more_attempt(store: &dyn EventStore) {
+    append(
+        store,
+        vec![event("evt_1", "hook"), unrendered("evt_broken", "hook")],
+    )
+    .await;
+    fail_all(store, "hook").await;
+    assert_eq!(count(store, "hook", Status::Failed).await, 2);
+    let record = store.redeliver("evt_1", T0 + 1_000).await.unwrap();
+    assert_eq!((record.status, record.attempts), (Status::Pending, 1));
+    assert_eq!(record.next_attempt_at_ms, Some(T0 + 1_000));
+    assert_eq!(count(store, "hook", Status::Failed).await, 1);
+    let due = store
+        .claim_due("hook", T0 + 1_000, 10)
+        .await
+        .unwrap()
+        .events;
+    assert_eq!(claimed_ids(&due), ["evt_1"]);
+    assert_eq!(due[0].attempts, 1, "numbering continues");
+    let failed = finished(
+        &due[0],
+        Some(ErrorKind::Connect),
+        &[Duration::ZERO, Duration::ZERO],
+        T0 + 1_001,
+    );
+    assert_eq!(
+        store.record_attempts(vec![failed]).await.unwrap(),
+        [Status::Failed]
+    );
+
+    assert!(matches!(
+        store.redeliver("evt_missing", T0).await,
+        Err(StoreError::NotFound(_))
+    ));
+    match store.redeliver("evt_broken", T0).await {
+        Err(StoreError::NotRedeliverable { reason, .. }) => assert!(reason.contains("template")),
+        other => panic!("expected NotRedeliverable, got {other:?}"),
+    }
+    let broken = store.event("evt_broken").await.unwrap().unwrap();
+    assert_eq!(broken.record.status, Status::Failed);
+    assert!(broken.request.is_none());
+    assert_eq!(broken.envelope, r#"{"id":"evt_broken"}"#);
+}
+
+pub(crate) async fn redelivery_during_an_attempt_is_still_owed(store: &dyn EventStore) {
+    append(store, vec![event("evt_1", "hook")]).await;
+    let under_way = store.claim_due("hook", T0, 10).await.unwrap().events;
+    store.redeliver("evt_1", T0 + 1).await.unwrap();
+    // The redelivery's due entry does not hand the event out twice.
+    assert!(
+        store
+            .claim_due("hook", T0 + 1, 10)
+            .await
+            .unwrap()
+            .events
+            .is_empty()
+    );
+    let failed = finished(
+        &under_way[0],
+        Some(ErrorKind::Timeout),
+        &[Duration::ZERO],
+        T0 + 2,
+    );
+    assert_eq!(
+        store.record_attempts(vec![failed]).await.unwrap(),
+        [Status::Pending]
+    );
+    let owed = store.claim_due("hook", T0 + 2, 10).await.unwrap().events;
+    assert_eq!(claimed_ids(&owed), ["evt_1"]);
+    assert_eq!(owed[0].attempts, 1);
+    let done = finished(&owed[0], None, &[Duration::ZERO], T0 + 3);
+    assert_eq!(
+        store.record_attempts(vec![done]).await.unwrap(),
+        [Status::Delivered]
+    );
+}
+
+pub(crate) async fn listings_page_newest_first(store: &dyn EventStore) {
+    let events = (0..7)
+        .map(|index| {
+            event(
+                &format!("evt_{index}"),
+                if index % 2 == 0 { "even" } else { "odd" },
+            )
+        })
+        .collect();
+    append(store, events).await;
+    fail_all(store, "odd").await;
+    let page = store
+        .list(&EventQuery {
+            limit: 3,
+            ..EventQuery::default()
+        })
+        .await
+        .unwrap();
+    let page_ids: Vec<&str> = page.iter().map(|record| record.id.as_str()).collect();
+    assert_eq!(page_ids, ["evt_6", "evt_5", "evt_4"]);
+    let next = EventQuery {
+        limit: 3,
+        before: page.last().map(|record| record.sequence),
+        ..EventQuery::default()
+    };
+    assert_eq!(ids(store, next).await, ["evt_3", "evt_2", "evt_1"]);
+    let even = EventQuery {
+        webhook: Some("even".into()),
+        ..EventQuery::default()
+    };
+    assert_eq!(ids(store, even).await, ["evt_6", "evt_4", "evt_2", "evt_0"]);
+    let failed = EventQuery {
+        status: Some(Status::Failed),
+        ..EventQuery::default()
+    };
+    assert_eq!(ids(store, failed).await, ["evt_5", "evt_3", "evt_1"]);
+    let pending_odd = EventQuery {
+        webhook: Some("odd".into()),
+        status: Some(Status::Pending),
+        ..EventQuery::default()
+    };
+    assert!(ids(store, pending_odd).await.is_empty());
+    let unknown = EventQuery {
+        webhook: Some("nobody".into()),
+        ..EventQuery::default()
+    };
+    assert!(ids(store, unknown).await.is_empty());
+}
+
+pub(crate) async fn one_event_whole(store: &dyn EventStore) {
+    let mut with_envelope = event("evt_1", "hook");
+    if let Content::Rendered { envelope, request } = &mut with_envelope.content {
+        *envelope = Some(r#"{"id":"evt_1","type":"order.created"}"#.into());
+        request.body = Some("id=1".into());
+    }
+    append(store, vec![with_envelope, event("evt_2", "hook")]).await;
+    let retry = [Duration::ZERO, Duration::ZERO];
+    let due = store.claim_due("hook", T0, 10).await.unwrap().events;
+    let done = due
+        .iter()
+        .map(|event| finished(event, Some(ErrorKind::Status), &retry, T0 + 9))
+        .collect();
+    store.record_attempts(done).await.unwrap();
+    let stored = store.event("evt_1").await.unwrap().unwrap();
+    assert_eq!(stored.envelope, r#"{"id":"evt_1","type":"order.created"}"#);
+    assert_eq!(stored.request.unwrap().body.as_deref(), Some("id=1"));
+    assert_eq!(stored.attempts, vec![attempt(1, Some(ErrorKind::Status))]);
+    assert_eq!(stored.record.next_attempt_at_ms, Some(T0 + 9));
+    let second = store.event("evt_2").await.unwrap().unwrap();
+    assert_eq!(
+        second.envelope, r#"{"id":"evt_2"}"#,
+        "the body is the envelope"
+    );
+    assert_eq!(
+        (second.record.model.as_str(), second.record.kind.as_str()),
+        ("order", "order.created")
+    );
+}
+
+pub(crate) async fn pruning_keeps_what_is_pending(store: &dyn EventStore) {
+    let events = (0..6)
+        .map(|index| event(&format!("evt_{index}"), "hook"))
+        .collect();
+    append(store, events).await;
+    let due = store.claim_due("hook", T0, 10).await.unwrap().events;
+    // Four finish at T0 + 10; evt_4 waits for a retry; evt_5 was never claimed.
+    let mut done = Vec::new();
+    for event in &due[..4] {
+        done.push(finished(event, None, &[Duration::ZERO], T0 + 10));
+    }
+    done.push(finished(
+        &due[4],
+        Some(ErrorKind::Timeout),
+        &[Duration::ZERO, Duration::from_secs(3600)],
+        T0 + 10,
+    ));
+    store.record_attempts(done).await.unwrap();
+    assert_eq!(
+        store.prune(T0 + 10).await.unwrap(),
+        0,
+        "nothing finished before the cutoff"
+    );
+    let pruned = store.prune(T0 + 11).await.unwrap();
+    assert_eq!(pruned, 4);
+    for index in 0..4 {
+        assert!(
+            store
+                .event(&format!("evt_{index}"))
+                .await
+                .unwrap()
+                .is_none()
+        );
+    }
+    assert!(store.event("evt_4").await.unwrap().is_some());
+    assert!(store.event("evt_5").await.unwrap().is_some());
+    assert_eq!(count(store, "hook", Status::Delivered).await, 0);
+    assert_eq!(count(store, "hook", Status::Pending).await, 2);
+    assert_eq!(ids(store, EventQuery::default()).await, ["evt_5", "evt_4"]);
+    // What is left is still claimed as it should be.
+    let later = store
+        .claim_due("hook", T0 + 3_600_010, 10)
+        .await
+        .unwrap()
+        .events;
+    assert_eq!(claimed_ids(&later), ["evt_4"]);
+    assert_eq!(store.prune(u64::MAX).await.unwrap(), 0);
+    // A pruned id appended again is a new event (its change was read again after retention).
+    assert_eq!(append(store, vec![event("evt_0", "hook")]).await, 1);
+}
+
+pub(crate) async fn resume_position_only_moves_forward(store: &dyn EventStore) {
+    assert_eq!(store.resume_position().await.unwrap(), None);
+    for (lsn, expected) in [
+        (Some(Lsn(100)), 100),
+        (None, 100),
+        (Some(Lsn(50)), 100),
+        (Some(Lsn(300)), 300),
+    ] {
+        store
+            .append(NewEvents {
+                events: Vec::new(),
+                resume_after: lsn,
+            })
+            .await
+            .unwrap();
+        assert_eq!(store.resume_position().await.unwrap(), Some(Lsn(expected)));
+    }
+}
+
+pub(crate) async fn concurrent_claims_are_disjoint(store: Arc<dyn EventStore>) {
+    let events = (0..2_000)
+        .map(|index| event(&format!("evt_{index:05}"), "hook"))
+        .collect();
+    append(store.as_ref(), events).await;
+    let mut claimers = Vec::new();
+    for _ in 0..4 {
+        let store = store.clone();
+        claimers.push(tokio::spawn(async move {
+            let mut mine = Vec::new();
+            loop {
+                let due = store.claim_due("hook", T0, 37).await.unwrap();
+                if due.events.is_empty() {
+                    return mine;
+                }
+                mine.extend(due.events.into_iter().map(|event| event.id));
+                tokio::task::yield_now().await;
+            }
+        }));
+    }
+    let mut all = Vec::new();
+    for claimer in claimers {
+        all.extend(claimer.await.unwrap());
+    }
+    let total = all.len();
+    all.sort();
+    all.dedup();
+    assert_eq!(
+        (total, all.len()),
+        (2_000, 2_000),
+        "every event claimed exactly once"
+    );
+}
+
+/// Many events, many chunks: every one claimed once, in order, and findable.
+pub(crate) async fn large_batches_stay_whole(store: &dyn EventStore) {
+    let events: Vec<NewEvent> = (0..5_000)
+        .map(|index| event_at(&format!("evt_{index:06}"), "hook", T0, T0 + index / 1_000))
+        .collect();
+    assert_eq!(append(store, events).await, 5_000);
+    let mut seen = Vec::new();
+    loop {
+        let due = store.claim_due("hook", T0 + 10, 300).await.unwrap();
+        if due.events.is_empty() {
+            break;
+        }
+        let done = due
+            .events
+            .iter()
+            .map(|event| finished(event, None, &[Duration::ZERO], T0 + 20))
+            .collect();
+        seen.extend(due.events.iter().map(|event| event.id.clone()));
+        store.record_attempts(done).await.unwrap();
+    }
+    let expected: Vec<String> = (0..5_000).map(|index| format!("evt_{index:06}")).collect();
+    assert_eq!(seen, expected);
+    assert_eq!(count(store, "hook", Status::Delivered).await, 5_000);
+    assert!(store.event("evt_002500").await.unwrap().is_some());
+    let newest = store
+        .list(&EventQuery {
+            limit: 2,
+            ..EventQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(newest[0].id, "evt_004999");
+    assert_eq!(newest[0].status, Status::Delivered);
+}
+
+/// Runs every check of the suite against stores made by `$factory` (an async expression
+/// giving `Arc<dyn EventStore>`; each test gets a fresh one).
+macro_rules! event_store_suite {
+    ($factory:expr) => {
+        mod store_suite {
+            use super::*;
+            use crate::store::suite;
+
+            #[tokio::test]
+            async fn claims_in_order_once() {
+                suite::claims_in_order_once($factory.await.as_ref()).await;
+            }
+            #[tokio::test]
+            async fn appends_are_idempotent() {
+                suite::appends_are_idempotent($factory.await.as_ref()).await;
+            }
+            #[tokio::test]
+            async fn ids_in_any_order() {
+                suite::ids_in_any_order($factory.await.as_ref()).await;
+            }
+            #[tokio::test]
+            async fn retries_follow_the_schedule() {
+                suite::retries_follow_the_schedule($factory.await.as_ref()).await;
+            }
+            #[tokio::test]
+            async fn redelivery_is_one_more_attempt() {
+                suite::redelivery_is_one_more_attempt($factory.await.as_ref()).await;
+            }
+            #[tokio::test]
+            async fn redelivery_during_an_attempt_is_still_owed() {
+                suite::redelivery_during_an_attempt_is_still_owed($factory.await.as_ref()).await;
+            }
+            #[tokio::test]
+            async fn listings_page_newest_first() {
+                suite::listings_page_newest_first($factory.await.as_ref()).await;
+            }
+            #[tokio::test]
+            async fn one_event_whole() {
+                suite::one_event_whole($factory.await.as_ref()).await;
+            }
+            #[tokio::test]
+            async fn pruning_keeps_what_is_pending() {
+                suite::pruning_keeps_what_is_pending($factory.await.as_ref()).await;
+            }
+            #[tokio::test]
+            async fn resume_position_only_moves_forward() {
+                suite::resume_position_only_moves_forward($factory.await.as_ref()).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn concurrent_claims_are_disjoint() {
+                suite::concurrent_claims_are_disjoint($factory.await).await;
+            }
+            #[tokio::test]
+            async fn large_batches_stay_whole() {
+                suite::large_batches_stay_whole($factory.await.as_ref()).await;
+            }
+        }
+    };
+}
+
+pub(crate) use event_store_suite;

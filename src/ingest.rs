@@ -28,8 +28,8 @@ use crate::time::now_ms;
 /// Under a steady stream, append (and so acknowledge) at least every this many changes,
 /// bytes of events, or this much time, whichever comes first: notify mode's outbox is
 /// cleaned only as far as acknowledged, and memory holds one batch.
-const MAX_CHANGES_PER_BATCH: usize = 10_000;
-const MAX_BYTES_PER_BATCH: usize = 8 * 1024 * 1024;
+const MAX_CHANGES_PER_BATCH: usize = 5_000;
+const MAX_BYTES_PER_BATCH: usize = 4 * 1024 * 1024;
 const MAX_BATCH_INTERVAL: Duration = Duration::from_millis(250);
 
 pub struct Ingest {

@@ -10,6 +10,15 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use rowhook::event::Status;
 
+/// jemalloc, with dirty pages given back within a second by its background thread.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+#[allow(non_upper_case_globals)]
+#[unsafe(export_name = "_rjem_malloc_conf")]
+pub static malloc_conf: &[u8] =
+    b"background_thread:true,narenas:2,dirty_decay_ms:100,muzzy_decay_ms:0\0";
+
 #[derive(Parser)]
 #[command(
     name = "rowhook",

@@ -28,7 +28,7 @@ use crate::time::now_ms;
 
 const PRUNE_INTERVAL: Duration = Duration::from_secs(60);
 /// Changes in flight between capture and ingest.
-const CAPTURE_QUEUE: usize = 4096;
+const CAPTURE_QUEUE: usize = 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {

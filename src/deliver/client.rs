@@ -64,9 +64,8 @@ impl DeliveryClient {
         let clock = Instant::now();
         let mut answer = Answer::default();
 
-        // reqwest enforces the same timeout on its side; this outer one bounds the whole
-        // exchange whatever reqwest does, our reading of the body included, and leaves
-        // `answer` holding what arrived before the deadline.
+        // This timeout bounds the whole exchange, our reading of the body included, and
+        // leaves `answer` holding what arrived before the deadline.
         let exchange = self.exchange(request, options, timestamp, &mut answer);
         let outcome = match tokio::time::timeout(options.timeout, exchange).await {
             Ok(outcome) => outcome,
@@ -163,11 +162,9 @@ impl DeliveryClient {
             header_map.append(header_name, header_value);
         }
 
-        let mut builder = self
-            .http
-            .request(method, url)
-            .headers(header_map)
-            .timeout(options.timeout);
+        // No timeout of reqwest's own: the one around the whole exchange in `attempt`
+        // bounds everything, and a second timer per request is not free.
+        let mut builder = self.http.request(method, url).headers(header_map);
         if let Some(body) = &request.body {
             builder = builder.body(body.clone());
         }

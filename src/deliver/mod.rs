@@ -26,8 +26,11 @@ use client::{AttemptOptions, DeliveryClient};
 const IDLE_RECHECK: Duration = Duration::from_secs(1);
 /// On shutdown, how long attempts under way get to finish.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
-/// The recorder hands at most this many attempts to the store at once.
-const RECORD_BATCH: usize = 512;
+/// The recorder hands at most this many attempts to the store at once, collected over
+/// at most this long: the store writes a few pages per batch, so larger batches cost far
+/// less, and nothing waits for the record (the answer is in, the slot already free).
+const RECORD_BATCH: usize = 1024;
+const RECORD_WINDOW: Duration = Duration::from_millis(20);
 
 /// What every lane and attempt shares.
 struct Context {
@@ -123,11 +126,24 @@ async fn drain(mut attempts: JoinSet<()>) {
     while attempts.join_next().await.is_some() {}
 }
 
-/// Hands finished attempts to the store in batches: whatever finished while the last
-/// batch was written goes together.
+/// Hands finished attempts to the store in batches: whatever finished within a short
+/// window goes together.
 async fn record(context: Arc<Context>, mut recorded: mpsc::UnboundedReceiver<Outcome>) {
     let mut batch = Vec::with_capacity(RECORD_BATCH);
     while recorded.recv_many(&mut batch, RECORD_BATCH).await > 0 {
+        let window = tokio::time::sleep(RECORD_WINDOW);
+        tokio::pin!(window);
+        while batch.len() < RECORD_BATCH {
+            let room = RECORD_BATCH - batch.len();
+            tokio::select! {
+                received = recorded.recv_many(&mut batch, room) => {
+                    if received == 0 {
+                        break;
+                    }
+                }
+                () = &mut window => break,
+            }
+        }
         let finished = batch
             .iter()
             .map(|outcome| outcome.finished.clone())
@@ -158,6 +174,7 @@ async fn record(context: Arc<Context>, mut recorded: mpsc::UnboundedReceiver<Out
                 error!(%error, attempts = batch.len(), "cannot record attempts; they will be made again after a restart");
             }
         }
+        // A retry due at once is claimable only now that it is recorded.
         for outcome in batch.drain(..) {
             outcome.lane.wake.notify_one();
         }
@@ -272,4 +289,6 @@ async fn attempt(
     };
     // The recorder outlives every attempt but those cut off at shutdown.
     let _ = outcomes.send(outcome);
+    // The lane has room again (the claim stays the store's until recorded).
+    lane.wake.notify_one();
 }

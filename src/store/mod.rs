@@ -73,6 +73,8 @@ pub struct ClaimedEvent {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Claim {
     pub(crate) sequence: u64,
+    /// Where the backend keeps the event with others (sled: its chunk).
+    pub(crate) group: u64,
     /// When the attempt was due, so a claim outlived by a redelivery is recognised.
     pub(crate) due_at_ms: u64,
 }

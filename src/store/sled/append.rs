@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use super::{SledStore, backend, chunk, keys, ranges};
+use super::{SledStore, backend, chunk, keys, ranges, values};
 use crate::event::{NewEvent, Status};
 use crate::store::{Appended, NewEvents, StoreError};
 
@@ -78,6 +78,7 @@ impl SledStore {
         let mut writes = sled::Batch::default();
         let mut touched = Vec::with_capacity(planned.len());
         let mut added: Vec<(String, u64, u64)> = Vec::with_capacity(planned.len());
+        let mut encoded: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
         for (webhook, numbered) in planned {
             let mut chunk_firsts = Vec::new();
             for group in chunk_groups(&numbered) {
@@ -87,13 +88,13 @@ impl SledStore {
                 for (sequence, event) in group {
                     // Failed from the start: listed with the other failures.
                     if event.initial_status() == Status::Failed {
-                        writes.insert(keys::failed(webhook, *sequence), &[]);
+                        writes.insert(keys::failed(webhook, *sequence), &chunk_first.to_be_bytes());
                     }
                 }
-                writes.insert(
+                encoded.push((
                     keys::chunk(webhook, *chunk_first),
                     chunk::encode(&first_event.model, *chunk_first, group),
-                );
+                ));
                 chunk_firsts.push(*chunk_first);
             }
             if let Some(placement) = placements.remove(webhook) {
@@ -111,6 +112,13 @@ impl SledStore {
             added.push((webhook.to_string(), numbered.len() as u64 - failed, failed));
             touched.push(webhook.to_string());
         }
+        let bodies: Vec<&[u8]> = encoded.iter().map(|(_, chunk)| chunk.as_slice()).collect();
+        let stored = self.store_values(&bodies, values::CHUNKS)?;
+        let mut logged = Vec::new();
+        for ((key, _), stored) in encoded.iter().zip(stored) {
+            writes.insert(key.as_slice(), stored.value);
+            logged.extend(stored.location);
+        }
         writes.insert(keys::NEXT_SEQUENCE, &next.to_be_bytes());
         let advance = resume_after.filter(|lsn| checkpoint.is_none_or(|stored| *lsn > stored));
         if let Some(lsn) = advance {
@@ -119,6 +127,7 @@ impl SledStore {
         self.tree
             .apply_batch(writes)
             .map_err(backend("storing new events"))?;
+        self.account(&logged, &[]);
 
         let mut inner = self.lock();
         if advance.is_some() {

@@ -8,9 +8,13 @@
 //! resumes where an attempt may be missing; events it meets that have a state were
 //! attempted already and are passed.
 
+use std::collections::BTreeMap;
+
 use super::chunk::{Chunk, Entry};
+use super::pages::StatePage;
 use super::state::EventState;
-use super::{Inner, SledStore, backend, keys};
+use super::value_log::Location;
+use super::{Inner, SledStore, backend, keys, values};
 use crate::event::Status;
 use crate::store::{Claim, ClaimedEvent, DueEvents, EventRecord, FinishedAttempt, StoreError};
 
@@ -40,7 +44,7 @@ impl SledStore {
     ) -> Result<(), StoreError> {
         let queue = inner.queue(webhook);
         for entry in self.tree.scan_prefix(keys::prefix(keys::DUE, webhook)) {
-            let (key, _) = entry.map_err(backend("reading due events"))?;
+            let (key, value) = entry.map_err(backend("reading due events"))?;
             let Some([at, sequence]) = keys::numbers::<2>(&key, keys::DUE, webhook) else {
                 continue;
             };
@@ -51,12 +55,13 @@ impl SledStore {
             if queue.claimed.contains(&sequence) {
                 continue;
             }
-            let state = self.state(webhook, sequence)?;
+            let first = keys::decode_u64(&value).unwrap_or(sequence);
+            let state = self.state(webhook, first, sequence)?;
             let current = state.as_ref().is_some_and(|state| {
                 state.status == Status::Pending && state.next_attempt_at_ms == Some(at)
             });
             let chunk = match current {
-                true => self.chunk_holding(webhook, sequence)?,
+                true => self.load_chunk(webhook, first)?,
                 false => None,
             };
             let found = match &chunk {
@@ -74,7 +79,8 @@ impl SledStore {
                     .map_err(backend("removing a stale due entry"))?;
                 continue;
             };
-            if let Some(claimed) = claimed_event(webhook, &entry, state.attempt_count(), at) {
+            if let Some(claimed) = claimed_event(webhook, first, &entry, state.attempt_count(), at)
+            {
                 queue.claimed.insert(sequence);
                 due.events.push(claimed);
             }
@@ -107,16 +113,20 @@ impl SledStore {
                 Some(cached) if keys::chunk(webhook, cached.first_sequence()) == *key => cached,
                 _ => self.chunk_at(webhook, &key, value)?,
             };
+            let first = chunk.first_sequence();
             let mut index =
                 first_index_from(&chunk, queue.frontier).map_err(|_| truncated(webhook))?;
+            // Read only if some event here may have a state (it has pages only then).
+            let mut page: Option<StatePage> = None;
             while index < chunk.len() {
                 let entry = chunk.entry(index).map_err(|_| truncated(webhook))?;
-                if entry.render_error().is_some()
-                    || self
-                        .tree
-                        .contains_key(keys::state(webhook, entry.sequence))
-                        .map_err(backend("reading an event's state"))?
-                {
+                if page.is_none() {
+                    page = Some(self.page(webhook, first)?.0);
+                }
+                let attempted = page
+                    .as_ref()
+                    .is_some_and(|page| page.contains(entry.sequence));
+                if entry.render_error().is_some() || attempted {
                     // Failed from the start, or attempted or redelivered already: its
                     // state and due entry speak for it.
                     queue.frontier = entry.sequence + 1;
@@ -130,7 +140,7 @@ impl SledStore {
                     break 'chunks;
                 }
                 let at = entry.first_attempt_at_ms;
-                if let Some(claimed) = claimed_event(webhook, &entry, 0, at) {
+                if let Some(claimed) = claimed_event(webhook, first, &entry, 0, at) {
                     queue.claimed.insert(entry.sequence);
                     queue.first_claims.insert(entry.sequence);
                     due.events.push(claimed);
@@ -148,35 +158,50 @@ impl SledStore {
     pub(super) fn record(&self, finished: Vec<FinishedAttempt>) -> Result<Vec<Status>, StoreError> {
         let mut inner = self.lock();
         let mut writes = sled::Batch::default();
-        let mut statuses = Vec::with_capacity(finished.len());
-        let mut touched = Vec::new();
-        for done in finished {
-            let webhook = done.webhook.as_str();
-            let sequence = done.claim.sequence;
-            let queue = inner.queue(webhook);
-            queue.claimed.remove(&sequence);
-            queue.first_claims.remove(&sequence);
-            if !touched.iter().any(|name: &String| name == webhook) {
-                touched.push(webhook.to_string());
-            }
-            let mut state = self
-                .state(webhook, sequence)?
-                .unwrap_or_else(|| EventState::initial(done.claim.due_at_ms));
-            let transition = state.record(done.attempt, &done.retry, done.finished_at_ms);
-            writes.remove(keys::due(webhook, done.claim.due_at_ms, sequence));
-            if let Some(previous) = transition.previous_due_at_ms {
-                writes.remove(keys::due(webhook, previous, sequence));
-            }
-            if let Some(next) = state.next_attempt_at_ms {
-                writes.insert(keys::due(webhook, next, sequence), &[]);
-            }
-            if state.status == Status::Failed {
-                writes.insert(keys::failed(webhook, sequence), &[]);
-            }
-            writes.insert(keys::state(webhook, sequence), state.encode());
-            inner.moved(webhook, transition.from, state.status);
-            statuses.push(state.status);
+        let mut statuses = vec![Status::Pending; finished.len()];
+        // By page, so that each page is read and written once.
+        let mut by_page: BTreeMap<(String, u64), Vec<(usize, FinishedAttempt)>> = BTreeMap::new();
+        for (index, done) in finished.into_iter().enumerate() {
+            let queue = inner.queue(&done.webhook);
+            queue.claimed.remove(&done.claim.sequence);
+            queue.first_claims.remove(&done.claim.sequence);
+            by_page
+                .entry((done.webhook.clone(), done.claim.group))
+                .or_default()
+                .push((index, done));
         }
+        let mut pages = Vec::with_capacity(by_page.len());
+        for ((webhook, first), attempts) in by_page {
+            let (mut page, old_value) = self.page(&webhook, first)?;
+            for (index, done) in attempts {
+                let sequence = done.claim.sequence;
+                let stored = page.get(sequence).cloned();
+                // Only an event with a state has due entries: attempt 1 is found by the walk.
+                let had_state = stored.is_some();
+                let mut state = stored.unwrap_or_else(|| EventState::initial(done.claim.due_at_ms));
+                let transition = state.record(done.attempt, &done.retry, done.finished_at_ms);
+                if had_state {
+                    writes.remove(keys::due(&webhook, done.claim.due_at_ms, sequence));
+                    if let Some(previous) = transition.previous_due_at_ms
+                        && previous != done.claim.due_at_ms
+                    {
+                        writes.remove(keys::due(&webhook, previous, sequence));
+                    }
+                }
+                if let Some(next) = state.next_attempt_at_ms {
+                    writes.insert(keys::due(&webhook, next, sequence), &first.to_be_bytes());
+                }
+                if state.status == Status::Failed {
+                    writes.insert(keys::failed(&webhook, sequence), &first.to_be_bytes());
+                }
+                inner.moved(&webhook, transition.from, state.status);
+                statuses[index] = state.status;
+                page.insert(sequence, state);
+            }
+            pages.push((webhook, first, page, old_value));
+        }
+        let (live, gone) = self.write_pages(&mut writes, &pages)?;
+        let touched: Vec<String> = pages.iter().map(|(webhook, ..)| webhook.clone()).collect();
         for webhook in touched {
             let queue = inner.queue(&webhook);
             let durable = queue
@@ -193,7 +218,36 @@ impl SledStore {
         self.tree
             .apply_batch(writes)
             .map_err(backend("recording attempts"))?;
+        self.account(&live, &gone);
         Ok(statuses)
+    }
+
+    /// Adds the new versions of `pages` to `writes` (empty pages are removed); returns the
+    /// log locations that become live and those that go, for after the batch is applied.
+    pub(super) fn write_pages(
+        &self,
+        writes: &mut sled::Batch,
+        pages: &[(String, u64, StatePage, Option<sled::IVec>)],
+    ) -> Result<(Vec<Location>, Vec<Location>), StoreError> {
+        let encoded: Vec<Vec<u8>> = pages
+            .iter()
+            .map(|(_, first, page, _)| page.encode(*first))
+            .collect();
+        let bodies: Vec<&[u8]> = encoded.iter().map(Vec::as_slice).collect();
+        let stored = self.store_values(&bodies, values::PAGES)?;
+        let mut live = Vec::new();
+        let mut gone = Vec::new();
+        for ((webhook, first, page, old), stored) in pages.iter().zip(stored) {
+            gone.extend(old.as_deref().and_then(values::location_of));
+            let key = keys::state(webhook, *first);
+            if page.is_empty() {
+                writes.remove(key);
+            } else {
+                writes.insert(key, stored.value);
+                live.extend(stored.location);
+            }
+        }
+        Ok((live, gone))
     }
 
     pub(super) fn write_redelivery(
@@ -212,9 +266,11 @@ impl SledStore {
                 reason: reason.to_string(),
             });
         }
-        let sequence = entry.sequence;
-        let mut state = self
-            .state(&webhook, sequence)?
+        let (sequence, first) = (entry.sequence, chunk.first_sequence());
+        let (mut page, old_value) = self.page(&webhook, first)?;
+        let mut state = page
+            .get(sequence)
+            .cloned()
             .unwrap_or_else(|| EventState::initial(entry.first_attempt_at_ms));
         // An attempt under way counts as made: the redelivery is one more after it.
         let in_flight = inner.queue(&webhook).claimed.contains(&sequence);
@@ -224,19 +280,18 @@ impl SledStore {
         if let Some(previous) = transition.previous_due_at_ms {
             writes.remove(keys::due(&webhook, previous, sequence));
         }
-        writes.insert(keys::due(&webhook, now_ms, sequence), &[]);
+        writes.insert(keys::due(&webhook, now_ms, sequence), &first.to_be_bytes());
         writes.remove(keys::failed(&webhook, sequence));
-        writes.insert(keys::state(&webhook, sequence), state.encode());
+        let record = super::read::record_of(&webhook, chunk.model(), &entry, Some(&state));
+        page.insert(sequence, state);
+        let (live, gone) =
+            self.write_pages(&mut writes, &[(webhook.clone(), first, page, old_value)])?;
         self.tree
             .apply_batch(writes)
             .map_err(backend("queueing a redelivery"))?;
-        inner.moved(&webhook, transition.from, state.status);
-        Ok(super::read::record_of(
-            &webhook,
-            chunk.model(),
-            &entry,
-            Some(&state),
-        ))
+        self.account(&live, &gone);
+        inner.moved(&webhook, transition.from, Status::Pending);
+        Ok(record)
     }
 }
 
@@ -256,6 +311,7 @@ fn first_index_from(chunk: &Chunk, sequence: u64) -> Result<usize, super::codec:
 
 fn claimed_event(
     webhook: &str,
+    group: u64,
     entry: &Entry<'_>,
     attempts: u32,
     due_at_ms: u64,
@@ -268,6 +324,7 @@ fn claimed_event(
         attempts,
         claim: Claim {
             sequence: entry.sequence,
+            group,
             due_at_ms,
         },
     })

@@ -9,11 +9,14 @@ const SEPARATOR: u8 = 0;
 pub(super) const CHUNK: u8 = b'c';
 /// Which chunks hold a span of event ids: `r`, webhook, lowest id.
 pub(super) const RANGE: u8 = b'r';
-/// An event's state once it has been attempted or redelivered: `s`, webhook, sequence.
+/// The state page of a chunk (its events attempted or redelivered): `s`, webhook, the
+/// chunk's first sequence.
 pub(super) const STATE: u8 = b's';
-/// A retry or redelivery due: `d`, webhook, due time, sequence.
+/// A retry or redelivery due: `d`, webhook, due time, sequence; the value is the event's
+/// chunk (its first sequence).
 pub(super) const DUE: u8 = b'd';
-/// A failed event, for listing failures without a scan: `f`, webhook, sequence.
+/// A failed event, for listing failures without a scan: `f`, webhook, sequence; the
+/// value is the event's chunk.
 pub(super) const FAILED: u8 = b'f';
 /// A webhook that has events: `w`, webhook.
 pub(super) const WEBHOOK: u8 = b'w';
@@ -43,8 +46,8 @@ pub(super) fn chunk(webhook: &str, first_sequence: u64) -> Vec<u8> {
     with_numbers(CHUNK, webhook, &[first_sequence])
 }
 
-pub(super) fn state(webhook: &str, sequence: u64) -> Vec<u8> {
-    with_numbers(STATE, webhook, &[sequence])
+pub(super) fn state(webhook: &str, chunk_first: u64) -> Vec<u8> {
+    with_numbers(STATE, webhook, &[chunk_first])
 }
 
 pub(super) fn due(webhook: &str, due_at_ms: u64, sequence: u64) -> Vec<u8> {

@@ -7,8 +7,11 @@
 //! - Attempt 1 needs no due entry: events of a webhook become due in the order they were
 //!   stored, so a per-webhook *frontier* walks the chunks. Retries and redeliveries get
 //!   a due entry. Claiming never scans delivered events.
-//! - An attempt writes one *state* value (status, schedule, every attempt); attempts are
-//!   recorded in batches, and not flushed one by one.
+//! - An event's state (status, schedule, every attempt) lives in the *state page* of its
+//!   chunk; recording a batch of attempts rewrites a few pages. Attempts are not flushed
+//!   one by one.
+//! - Large chunks and pages live in the value log beside sled (`value_log`), which sled
+//!   would otherwise copy again and again as it cleans its own log.
 //! - Counts by status are kept in memory, recomputed when the store opens.
 
 mod append;
@@ -16,10 +19,13 @@ mod chunk;
 mod claim;
 mod codec;
 mod keys;
+mod pages;
 mod prune;
 mod ranges;
 mod read;
 mod state;
+mod value_log;
+mod values;
 
 #[cfg(test)]
 pub(super) mod tests;
@@ -38,11 +44,13 @@ use crate::store::{
     StoreError, StoredEvent, Wakeups,
 };
 use chunk::Chunk;
+use pages::StatePage;
 use state::EventState;
+use value_log::ValueLog;
 
 /// sled caches up to 1 GiB by default; the working set here is the chunks near each
 /// webhook's frontier and recent states, so a small cache keeps memory flat.
-const CACHE_BYTES: u64 = 16 * 1024 * 1024;
+const CACHE_BYTES: u64 = 8 * 1024 * 1024;
 /// The tree everything lives in. Stores of rowhook 0.1 kept other trees, in JSON.
 const TREE: &str = "events-2";
 const FIRST_FORMAT_TREES: [&str; 2] = ["events", "requests"];
@@ -50,6 +58,7 @@ const FIRST_FORMAT_TREES: [&str; 2] = ["events", "requests"];
 pub struct SledStore {
     db: Db,
     tree: Tree,
+    value_log: ValueLog,
     path: PathBuf,
     /// Appends run one at a time: deduplication reads what earlier appends wrote.
     appending: Mutex<()>,
@@ -131,6 +140,7 @@ impl SledStore {
         let store = SledStore {
             db,
             tree,
+            value_log: ValueLog::open(&path.join("values"))?,
             path: path.to_path_buf(),
             appending: Mutex::new(()),
             inner: Mutex::new(Inner::default()),
@@ -165,7 +175,8 @@ impl SledStore {
         let [first] = keys::numbers::<1>(key, keys::CHUNK, webhook).ok_or_else(|| {
             StoreError::corrupt(format!("events of {webhook:?}"), "unreadable key")
         })?;
-        Chunk::parse(first, value).map_err(|_| {
+        let bytes = self.resolve(key, &value)?;
+        Chunk::parse(first, bytes).map_err(|_| {
             StoreError::corrupt(
                 format!("events of {webhook:?} from {first}"),
                 "truncated chunk",
@@ -198,20 +209,48 @@ impl SledStore {
         }
     }
 
-    fn state(&self, webhook: &str, sequence: u64) -> Result<Option<EventState>, StoreError> {
-        match self
+    /// The state page of the chunk starting at `first`, and its index value (empty
+    /// when no event of the chunk has a state yet). A page whose value cannot be read —
+    /// an unsynced version lost in a crash — reads as empty: those events are attempted
+    /// again.
+    fn page(
+        &self,
+        webhook: &str,
+        first: u64,
+    ) -> Result<(StatePage, Option<sled::IVec>), StoreError> {
+        let key = keys::state(webhook, first);
+        let Some(value) = self
             .tree
-            .get(keys::state(webhook, sequence))
-            .map_err(backend("reading an event's state"))?
-        {
-            Some(bytes) => EventState::decode(&bytes).map(Some).map_err(|_| {
-                StoreError::corrupt(
-                    format!("state of event {sequence} of {webhook:?}"),
-                    "truncated",
-                )
-            }),
-            None => Ok(None),
+            .get(&key)
+            .map_err(backend("reading event states"))?
+        else {
+            return Ok((StatePage::default(), None));
+        };
+        let page = match self.resolve(&key, &value) {
+            Ok(bytes) => StatePage::decode(first, &bytes).ok(),
+            Err(_) => None,
+        };
+        match page {
+            Some(page) => Ok((page, Some(value))),
+            None => {
+                tracing::warn!(
+                    webhook,
+                    chunk = first,
+                    "an event state page is unreadable; its events will be attempted again"
+                );
+                Ok((StatePage::default(), Some(value)))
+            }
         }
+    }
+
+    /// The state of event `sequence` in the chunk starting at `first`.
+    fn state(
+        &self,
+        webhook: &str,
+        first: u64,
+        sequence: u64,
+    ) -> Result<Option<EventState>, StoreError> {
+        Ok(self.page(webhook, first)?.0.get(sequence).cloned())
     }
 
     /// Rebuilds what is kept in memory: counts, sequence, frontiers, checkpoint.
@@ -230,6 +269,9 @@ impl SledStore {
             let counts = inner.counts.entry(webhook.clone()).or_default();
             for entry in self.tree.scan_prefix(keys::prefix(keys::CHUNK, &webhook)) {
                 let (key, value) = entry.map_err(backend("counting events"))?;
+                if let Some(location) = values::location_of(&value) {
+                    self.value_log.account(location, true);
+                }
                 let chunk = self.chunk_at(&webhook, &key, value)?;
                 let unrendered = chunk.unrendered();
                 *counts.entry(Status::Pending).or_default() += chunk.len() as u64 - unrendered;
@@ -240,13 +282,19 @@ impl SledStore {
                 inner.next_sequence = inner.next_sequence.max(after_last);
             }
             for entry in self.tree.scan_prefix(keys::prefix(keys::STATE, &webhook)) {
-                let (_, value) = entry.map_err(backend("counting events"))?;
-                let status = EventState::status_of(&value).map_err(|_| {
-                    StoreError::corrupt(format!("states of {webhook:?}"), "unreadable status")
-                })?;
-                let pending = counts.entry(Status::Pending).or_default();
-                *pending = pending.saturating_sub(1);
-                *counts.entry(status).or_default() += 1;
+                let (key, value) = entry.map_err(backend("counting events"))?;
+                if let Some(location) = values::location_of(&value) {
+                    self.value_log.account(location, true);
+                }
+                let Some([first]) = keys::numbers::<1>(&key, keys::STATE, &webhook) else {
+                    continue;
+                };
+                let (page, _) = self.page(&webhook, first)?;
+                for state in page.states() {
+                    let pending = counts.entry(Status::Pending).or_default();
+                    *pending = pending.saturating_sub(1);
+                    *counts.entry(state.status).or_default() += 1;
+                }
             }
             let frontier = meta(&keys::frontier(&webhook))?.unwrap_or(0);
             let queue = inner.queue(&webhook);
@@ -339,7 +387,7 @@ impl EventStore for SledStore {
     }
 
     async fn prune(&self, cutoff_ms: u64) -> Result<u64, StoreError> {
-        self.prune_before(cutoff_ms)
+        self.prune_before(cutoff_ms).await
     }
 
     async fn flush(&self) -> Result<(), StoreError> {
@@ -351,7 +399,7 @@ impl EventStore for SledStore {
             .db
             .size_on_disk()
             .map_err(backend("measuring the store"))?;
-        Ok(Some(size))
+        Ok(Some(size + self.value_log.size()))
     }
 
     fn wakeups(&self) -> &Wakeups {

@@ -73,7 +73,7 @@ impl SledStore {
             return Ok(None);
         };
         let entry = chunk.entry(index).map_err(|_| truncated(&webhook))?;
-        let state = self.state(&webhook, entry.sequence)?;
+        let state = self.state(&webhook, chunk.first_sequence(), entry.sequence)?;
         Ok(Some(StoredEvent {
             record: record_of(&webhook, chunk.model(), &entry, state.as_ref()),
             request: entry.request(),
@@ -120,13 +120,14 @@ impl SledStore {
         for entry in self.tree.range(start..end).rev() {
             let (key, value) = entry.map_err(backend("listing events"))?;
             let chunk = self.chunk_at(webhook, &key, value)?;
+            let (page, _) = self.page(webhook, chunk.first_sequence())?;
             for index in (0..chunk.len()).rev() {
                 let entry = chunk.entry(index).map_err(|_| truncated(webhook))?;
                 if entry.sequence >= before {
                     continue;
                 }
-                let state = self.state(webhook, entry.sequence)?;
-                let record = record_of(webhook, chunk.model(), &entry, state.as_ref());
+                let state = page.get(entry.sequence);
+                let record = record_of(webhook, chunk.model(), &entry, state);
                 if status.is_none_or(|status| status == record.status) {
                     found.push(record);
                     if found.len() >= limit {
@@ -149,11 +150,12 @@ impl SledStore {
         let mut found = Vec::new();
         let mut chunk: Option<Chunk> = None;
         for entry in self.tree.range(start..end).rev() {
-            let (key, _) = entry.map_err(backend("listing failed events"))?;
+            let (key, value) = entry.map_err(backend("listing failed events"))?;
             let Some([sequence]) = keys::numbers::<1>(&key, keys::FAILED, webhook) else {
                 continue;
             };
-            if let Some(record) = self.record_at(webhook, sequence, &mut chunk)?
+            let first = keys::decode_u64(&value);
+            if let Some(record) = self.record_at(webhook, first, sequence, &mut chunk)?
                 && record.status == Status::Failed
             {
                 found.push(record);
@@ -165,10 +167,12 @@ impl SledStore {
         Ok(found)
     }
 
-    /// The record of event `sequence`, reusing `chunk` when it holds it.
+    /// The record of event `sequence` (in the chunk starting at `first`, when known),
+    /// reusing `chunk` when it is that chunk.
     fn record_at(
         &self,
         webhook: &str,
+        first: Option<u64>,
         sequence: u64,
         chunk: &mut Option<Chunk>,
     ) -> Result<Option<EventRecord>, StoreError> {
@@ -180,7 +184,10 @@ impl SledStore {
         let index = match chunk.as_ref().map(holds).transpose()?.flatten() {
             Some(index) => Some(index),
             None => {
-                *chunk = self.chunk_holding(webhook, sequence)?;
+                *chunk = match first {
+                    Some(first) => self.load_chunk(webhook, first)?,
+                    None => self.chunk_holding(webhook, sequence)?,
+                };
                 chunk.as_ref().map(holds).transpose()?.flatten()
             }
         };
@@ -188,7 +195,7 @@ impl SledStore {
             return Ok(None);
         };
         let entry = chunk.entry(index).map_err(|_| truncated(webhook))?;
-        let state = self.state(webhook, entry.sequence)?;
+        let state = self.state(webhook, chunk.first_sequence(), entry.sequence)?;
         Ok(Some(record_of(
             webhook,
             chunk.model(),

@@ -166,11 +166,6 @@ impl EventState {
             attempts,
         })
     }
-
-    /// The status alone, read from the first byte (counting at open reads only this).
-    pub(super) fn status_of(bytes: &[u8]) -> Result<Status, Truncated> {
-        status_from(*bytes.first().ok_or(Truncated)?)
-    }
 }
 
 fn small(value: u64) -> Result<u32, Truncated> {
@@ -243,7 +238,6 @@ mod tests {
         assert_eq!(state.next_attempt_at_ms, Some(2_100));
         let bytes = state.encode();
         assert_eq!(EventState::decode(&bytes), Ok(state.clone()));
-        assert_eq!(EventState::status_of(&bytes), Ok(Status::Pending));
         state.redeliver(1, 50);
         assert_eq!(EventState::decode(&state.encode()), Ok(state));
         for end in 0..bytes.len() {

@@ -160,6 +160,94 @@ async fn claims_not_recorded_come_back_after_a_restart() {
     assert_eq!(ids, ["evt_3", "evt_4", "evt_6", "evt_7", "evt_8", "evt_9"]);
 }
 
+/// Rounds of events delivered and pruned, one event of each round left pending: the
+/// value log keeps what is live (moving it out of sparse segments) and gives back the rest.
+#[tokio::test]
+async fn disk_follows_what_is_live() {
+    let scratch = Scratch::new("churn");
+    let store = SledStore::open(&scratch.0).unwrap();
+    let body = "x".repeat(2_000);
+    let mut largest = 0;
+    for round in 0..12u64 {
+        let events = (0..200)
+            .map(|index| {
+                let mut event = event(&format!("evt_{round:03}{index:04}"), "hook");
+                if let crate::event::Content::Rendered { request, .. } = &mut event.content {
+                    request.body = Some(body.clone());
+                }
+                event
+            })
+            .collect();
+        append(&store, events).await;
+        let due = store.claim_due("hook", T0, 1_000).await.unwrap().events;
+        let done = due
+            .iter()
+            .filter(|claimed| !claimed.id.ends_with("0007"))
+            .map(|claimed| finished(claimed, None, &[Duration::ZERO], T0 + 1))
+            .collect();
+        store.record_attempts(done).await.unwrap();
+        store.prune(T0 + 2).await.unwrap();
+        largest = largest.max(store.value_log.size());
+    }
+    // Twelve rounds wrote about 5 MB; what stays is a dozen events and the open segment.
+    assert!(largest < 2_000_000, "the value log grew to {largest} bytes");
+    for round in 0..12u64 {
+        let id = format!("evt_{round:03}0007");
+        let kept = store.event(&id).await.unwrap().unwrap();
+        assert_eq!(
+            kept.request.unwrap().body.as_deref(),
+            Some(body.as_str()),
+            "{id}"
+        );
+    }
+    let counts = store.counts().await.unwrap();
+    assert_eq!(counts["hook"].get(&Status::Pending).copied(), Some(12));
+}
+
+/// A segment where one chunk is still pending and everything else was pruned is
+/// compacted: the chunk moves, the segment goes, and the chunk reads the same, also after
+/// reopening.
+#[tokio::test]
+async fn sparse_segments_are_compacted() {
+    let scratch = Scratch::new("compact");
+    let body = "y".repeat(2_000);
+    let with_body = |id: String| {
+        let mut event = event(&id, "hook");
+        if let crate::event::Content::Rendered { request, .. } = &mut event.content {
+            request.body = Some(body.clone());
+        }
+        event
+    };
+    {
+        let store = SledStore::open(&scratch.0).unwrap();
+        append(
+            &store,
+            (0..600)
+                .map(|index| with_body(format!("evt_{index:04}")))
+                .collect(),
+        )
+        .await;
+        let before = store.value_log.size();
+        let due = store.claim_due("hook", T0, 1_000).await.unwrap().events;
+        // The first twenty stay pending: more than half of their chunk, which stays whole.
+        let done = due[20..]
+            .iter()
+            .map(|claimed| finished(claimed, None, &[Duration::ZERO], T0 + 1))
+            .collect();
+        store.record_attempts(done).await.unwrap();
+        store.prune(T0 + 2).await.unwrap();
+        let after = store.value_log.size();
+        assert!(after * 3 < before, "{before} bytes before, {after} after");
+        store.flush().await.unwrap();
+    }
+    let store = SledStore::open(&scratch.0).unwrap();
+    let pending = store.claim_due("hook", T0, 100).await.unwrap().events;
+    let ids: Vec<String> = pending.iter().map(|claimed| claimed.id.clone()).collect();
+    let expected: Vec<String> = (0..20).map(|index| format!("evt_{index:04}")).collect();
+    assert_eq!(ids, expected);
+    assert_eq!(pending[3].request.body.as_deref(), Some(body.as_str()));
+}
+
 #[tokio::test]
 async fn one_process_at_a_time() {
     let scratch = Scratch::new("lock");

@@ -7,7 +7,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use rowhook::capture::replication::{ReplicationSource, SlotKind};
-use rowhook::capture::stage::{Captured, acknowledgement_channel};
+use rowhook::capture::{Captured, acknowledgement_channel};
 use rowhook::change::Lsn;
 use rowhook::postgres::DatabaseUrl;
 use rowhook::shutdown;

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
-use crate::capture::stage::{Acknowledger, Captured, CommitPosition};
+use crate::capture::{Acknowledger, Captured, CommitPosition};
 use crate::change::Change;
 use crate::config::Config;
 use crate::event::{Content, NewEvent};

@@ -11,13 +11,13 @@ use tokio::sync::{mpsc, watch};
 use tracing::{error, info};
 
 use crate::admin::{self, AdminState};
+use crate::capture::acknowledgement_channel;
 use crate::capture::notify::NotifySource;
 use crate::capture::replication::{ReplicationSource, SlotKind};
-use crate::capture::stage::acknowledgement_channel;
 use crate::capture::{CaptureStatus, Source, SourceError};
 use crate::config::{Config, SourceMode};
 use crate::deliver::Dispatcher;
-use crate::deliver::client::{ClientError, DeliveryClient};
+use crate::deliver::{ClientError, DeliveryClient};
 use crate::ingest::Ingest;
 use crate::metrics::Metrics;
 use crate::postgres::{DatabaseUrl, DatabaseUrlError};

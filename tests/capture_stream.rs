@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use rowhook::capture::replication::{ReplicationSource, SlotKind};
-use rowhook::capture::stage::{Captured, acknowledgement_channel};
+use rowhook::capture::{Captured, acknowledgement_channel};
 use rowhook::change::Lsn;
 use rowhook::postgres::DatabaseUrl;
 use rowhook::shutdown;

@@ -3,7 +3,7 @@
 
 mod support;
 
-use rowhook::capture::replication::wire::{ConnectionError, ReplicationConnection};
+use rowhook::capture::replication::{ConnectionError, ReplicationConnection};
 use rowhook::postgres::DatabaseUrl;
 use support::require_env;
 

@@ -16,18 +16,18 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio_postgres::{Client, NoTls};
 
-pub fn environment(name: &str) -> String {
+pub(crate) fn environment(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set: run scripts/bench.sh"))
 }
 
-pub async fn connect(url: &str) -> Client {
+pub(crate) async fn connect(url: &str) -> Client {
     let (client, connection) = tokio_postgres::connect(url, NoTls).await.expect("connect");
     tokio::spawn(connection);
     client
 }
 
 /// A fresh database on the benchmark cluster, and a directory for its store and config.
-pub struct Database {
+pub(crate) struct Database {
     pub name: String,
     pub url: String,
     pub client: Client,
@@ -35,7 +35,7 @@ pub struct Database {
 }
 
 impl Database {
-    pub async fn create(name: &str) -> Database {
+    pub(crate) async fn create(name: &str) -> Database {
         let server = environment("ROWHOOK_TEST_DATABASE_URL");
         let admin = connect(&server).await;
         for statement in [
@@ -71,7 +71,7 @@ impl Database {
 
     /// Drops the database, its slot and its directory: slots keep WAL, and the next
     /// scenario wants the disk.
-    pub async fn remove(self) {
+    pub(crate) async fn remove(self) {
         let admin = connect(&environment("ROWHOOK_TEST_DATABASE_URL")).await;
         let _ = admin
             .execute(
@@ -91,7 +91,7 @@ impl Database {
     }
 
     /// Writes a configuration for `mode` delivering every order to `receiver`.
-    pub fn config(&self, mode: &str, receiver: SocketAddr, retention: &str) -> PathBuf {
+    pub(crate) fn config(&self, mode: &str, receiver: SocketAddr, retention: &str) -> PathBuf {
         let path = self.directory.join("rowhook.toml");
         std::fs::write(
             &path,
@@ -110,7 +110,7 @@ impl Database {
     }
 
     /// `rows` orders with ids from `first`, in one statement (one transaction).
-    pub async fn insert(&self, first: u64, rows: u64) {
+    pub(crate) async fn insert(&self, first: u64, rows: u64) {
         self.client
             .batch_execute(&format!(
                 "INSERT INTO orders SELECT n, 'sku-' || n, n % 9, n % 1000 + 0.99, n % 2 = 0, now()
@@ -121,7 +121,7 @@ impl Database {
             .expect("insert");
     }
 
-    pub fn store_bytes(&self) -> u64 {
+    pub(crate) fn store_bytes(&self) -> u64 {
         directory_bytes(&self.directory.join("store"))
     }
 }
@@ -141,7 +141,7 @@ fn directory_bytes(path: &Path) -> u64 {
 }
 
 /// Runs `binary --config config ARGS` to completion.
-pub fn rowhook(binary: &Path, config: &Path, arguments: &[&str]) {
+pub(crate) fn rowhook(binary: &Path, config: &Path, arguments: &[&str]) {
     let output = Command::new(binary)
         .arg("--config")
         .arg(config)
@@ -158,13 +158,13 @@ pub fn rowhook(binary: &Path, config: &Path, arguments: &[&str]) {
 /// `rowhook run` under test; killed if the benchmark fails half way. With
 /// `ROWHOOK_BENCH_PERF=DIRECTORY`, `perf record` samples it into `DIRECTORY/<label>.data`;
 /// with `ROWHOOK_BENCH_WRAP`, it runs under that command (`heaptrack -o FILE`).
-pub struct Service {
+pub(crate) struct Service {
     child: Child,
     profiler: Option<Child>,
 }
 
 impl Service {
-    pub fn start(binary: &Path, config: &Path, label: &str) -> Service {
+    pub(crate) fn start(binary: &Path, config: &Path, label: &str) -> Service {
         // `ROWHOOK_BENCH_WRAP="heaptrack -o FILE"` runs rowhook under a tool.
         let wrapper = std::env::var("ROWHOOK_BENCH_WRAP").unwrap_or_default();
         let mut words = wrapper.split_whitespace();
@@ -208,7 +208,7 @@ impl Service {
     }
 
     /// The process's peak resident memory so far, in MiB.
-    pub fn peak_mib(&self) -> f64 {
+    pub(crate) fn peak_mib(&self) -> f64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
             .unwrap_or_default();
         let kib: u64 = status
@@ -220,7 +220,7 @@ impl Service {
     }
 
     /// Bytes the process has had written to disk so far.
-    pub fn written_bytes(&self) -> u64 {
+    pub(crate) fn written_bytes(&self) -> u64 {
         let io =
             std::fs::read_to_string(format!("/proc/{}/io", self.child.id())).unwrap_or_default();
         io.lines()
@@ -229,7 +229,7 @@ impl Service {
             .unwrap_or(0)
     }
 
-    pub fn stop(mut self) {
+    pub(crate) fn stop(mut self) {
         if let Some(mut profiler) = self.profiler.take() {
             let _ = Command::new("kill")
                 .arg("-INT")
@@ -257,7 +257,7 @@ impl Drop for Service {
 
 /// Counts requests and, while asked to, measures commit-to-receipt latency from each
 /// envelope's `timestamp`. It answers 200 at once and keeps nothing else.
-pub struct CountingReceiver {
+pub(crate) struct CountingReceiver {
     pub address: SocketAddr,
     shared: Arc<Shared>,
     server: tokio::task::JoinHandle<()>,
@@ -272,7 +272,7 @@ struct Shared {
 }
 
 impl CountingReceiver {
-    pub async fn start() -> CountingReceiver {
+    pub(crate) async fn start() -> CountingReceiver {
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind receiver");
@@ -286,12 +286,12 @@ impl CountingReceiver {
         }
     }
 
-    pub fn count(&self) -> u64 {
+    pub(crate) fn count(&self) -> u64 {
         self.shared.count.load(Ordering::Relaxed)
     }
 
     /// Waits until `count` requests arrived in all; returns when the last one did.
-    pub async fn wait_for(&self, count: u64, limit: Duration) -> Instant {
+    pub(crate) async fn wait_for(&self, count: u64, limit: Duration) -> Instant {
         let deadline = Instant::now() + limit;
         loop {
             let arrived = self.count();
@@ -306,12 +306,12 @@ impl CountingReceiver {
         }
     }
 
-    pub fn measure_latency(&self, on: bool) {
+    pub(crate) fn measure_latency(&self, on: bool) {
         self.shared.measuring.store(on, Ordering::SeqCst);
     }
 
     /// The latencies measured so far, sorted, in milliseconds.
-    pub fn latencies(&self) -> Vec<f64> {
+    pub(crate) fn latencies(&self) -> Vec<f64> {
         let mut latencies = self.shared.latencies_ms.lock().unwrap().clone();
         latencies.sort_by(f64::total_cmp);
         latencies
@@ -370,7 +370,7 @@ fn latency_ms(body: &[u8]) -> Option<f64> {
 
 /// `pg_recvlogical` reading `rows` rows' worth of WAL from a slot made before they were
 /// written: rows per second.
-pub async fn pg_recvlogical_rate(database: &Database, rows: u64) -> f64 {
+pub(crate) async fn pg_recvlogical_rate(database: &Database, rows: u64) -> f64 {
     let bindir = environment("ROWHOOK_TEST_PG_BINDIR");
     let end: String = database
         .client
@@ -402,7 +402,7 @@ pub async fn pg_recvlogical_rate(database: &Database, rows: u64) -> f64 {
     rate
 }
 
-pub fn percentile(sorted: &[f64], fraction: f64) -> f64 {
+pub(crate) fn percentile(sorted: &[f64], fraction: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
     }

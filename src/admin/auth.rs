@@ -15,7 +15,7 @@ const CHALLENGE: &str = "Basic realm=\"rowhook\"";
 
 /// Compares in time that depends only on the lengths, so the answer time does not tell
 /// an attacker how many leading bytes of a guess were right.
-pub fn constant_time_eq(left: &[u8], right: &[u8]) -> bool {
+pub(crate) fn constant_time_eq(left: &[u8], right: &[u8]) -> bool {
     if left.len() != right.len() {
         return false;
     }
@@ -27,7 +27,7 @@ pub fn constant_time_eq(left: &[u8], right: &[u8]) -> bool {
 }
 
 /// The secret an `Authorization` header offers: the bearer token, or the Basic password.
-pub fn offered_secret(authorization: &str) -> Option<Vec<u8>> {
+pub(crate) fn offered_secret(authorization: &str) -> Option<Vec<u8>> {
     let (scheme, credentials) = authorization.trim().split_once(' ')?;
     let credentials = credentials.trim();
     if scheme.eq_ignore_ascii_case("bearer") {
@@ -42,7 +42,7 @@ pub fn offered_secret(authorization: &str) -> Option<Vec<u8>> {
 }
 
 /// Whether the header carries `token`. An empty configured token matches nothing.
-pub fn authorized(authorization: Option<&str>, token: &str) -> bool {
+pub(crate) fn authorized(authorization: Option<&str>, token: &str) -> bool {
     match authorization.and_then(offered_secret) {
         Some(secret) => !token.is_empty() && constant_time_eq(&secret, token.as_bytes()),
         None => false,
@@ -51,7 +51,7 @@ pub fn authorized(authorization: Option<&str>, token: &str) -> bool {
 
 /// Middleware for every route but `/healthz` and `/metrics`. Without an `[admin]` table
 /// there is no token, so every request is refused.
-pub async fn require_token(
+pub(crate) async fn require_token(
     State(state): State<AdminState>,
     request: Request,
     next: Next,

@@ -3,15 +3,21 @@
 //! typed [`Change`](crate::change::Change)s, one at a time, with commit positions to
 //! acknowledge once their events are durable.
 
-pub mod finding;
+mod finding;
 pub mod notify;
 mod reconnect;
 pub mod replication;
-pub mod setup_error;
+mod setup_error;
 mod source;
-pub mod stage;
+mod stage;
 mod status;
-pub mod value;
+mod value;
 
+pub use finding::{Finding, Severity};
+pub use setup_error::SetupError;
 pub use source::{Source, SourceError};
+pub use stage::{
+    Acknowledgements, Acknowledger, Captured, CommitPosition, acknowledgement_channel,
+};
 pub use status::{CaptureState, CaptureStatus};
+pub use value::to_json;

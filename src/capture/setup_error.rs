@@ -1,7 +1,7 @@
 //! What can stop `rowhook setup`, in either capture mode.
 
 use crate::change::TableName;
-use crate::postgres::connection::describe;
+use crate::postgres::describe;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SetupError {

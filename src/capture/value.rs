@@ -28,54 +28,54 @@ use std::borrow::Cow;
 use serde_json::{Number, Value};
 
 /// Built-in type OIDs, from PostgreSQL's `pg_type.dat`.
-pub mod type_oid {
-    pub const BOOL: u32 = 16;
-    pub const BYTEA: u32 = 17;
-    pub const CHAR: u32 = 18;
-    pub const NAME: u32 = 19;
-    pub const INT8: u32 = 20;
-    pub const INT2: u32 = 21;
-    pub const INT4: u32 = 23;
-    pub const TEXT: u32 = 25;
-    pub const OID: u32 = 26;
-    pub const JSON: u32 = 114;
-    pub const FLOAT4: u32 = 700;
-    pub const FLOAT8: u32 = 701;
-    pub const BPCHAR: u32 = 1042;
-    pub const VARCHAR: u32 = 1043;
-    pub const DATE: u32 = 1082;
-    pub const TIME: u32 = 1083;
-    pub const TIMESTAMP: u32 = 1114;
-    pub const TIMESTAMPTZ: u32 = 1184;
-    pub const INTERVAL: u32 = 1186;
-    pub const TIMETZ: u32 = 1266;
-    pub const NUMERIC: u32 = 1700;
-    pub const UUID: u32 = 2950;
-    pub const JSONB: u32 = 3802;
+pub(crate) mod type_oid {
+    pub(crate) const BOOL: u32 = 16;
+    pub(crate) const BYTEA: u32 = 17;
+    pub(crate) const CHAR: u32 = 18;
+    pub(crate) const NAME: u32 = 19;
+    pub(crate) const INT8: u32 = 20;
+    pub(crate) const INT2: u32 = 21;
+    pub(crate) const INT4: u32 = 23;
+    pub(crate) const TEXT: u32 = 25;
+    pub(crate) const OID: u32 = 26;
+    pub(crate) const JSON: u32 = 114;
+    pub(crate) const FLOAT4: u32 = 700;
+    pub(crate) const FLOAT8: u32 = 701;
+    pub(crate) const BPCHAR: u32 = 1042;
+    pub(crate) const VARCHAR: u32 = 1043;
+    pub(crate) const DATE: u32 = 1082;
+    pub(crate) const TIME: u32 = 1083;
+    pub(crate) const TIMESTAMP: u32 = 1114;
+    pub(crate) const TIMESTAMPTZ: u32 = 1184;
+    pub(crate) const INTERVAL: u32 = 1186;
+    pub(crate) const TIMETZ: u32 = 1266;
+    pub(crate) const NUMERIC: u32 = 1700;
+    pub(crate) const UUID: u32 = 2950;
+    pub(crate) const JSONB: u32 = 3802;
 
-    pub const JSON_ARRAY: u32 = 199;
-    pub const BOOL_ARRAY: u32 = 1000;
-    pub const BYTEA_ARRAY: u32 = 1001;
-    pub const CHAR_ARRAY: u32 = 1002;
-    pub const NAME_ARRAY: u32 = 1003;
-    pub const INT2_ARRAY: u32 = 1005;
-    pub const INT4_ARRAY: u32 = 1007;
-    pub const TEXT_ARRAY: u32 = 1009;
-    pub const BPCHAR_ARRAY: u32 = 1014;
-    pub const VARCHAR_ARRAY: u32 = 1015;
-    pub const INT8_ARRAY: u32 = 1016;
-    pub const FLOAT4_ARRAY: u32 = 1021;
-    pub const FLOAT8_ARRAY: u32 = 1022;
-    pub const OID_ARRAY: u32 = 1028;
-    pub const TIMESTAMP_ARRAY: u32 = 1115;
-    pub const DATE_ARRAY: u32 = 1182;
-    pub const TIME_ARRAY: u32 = 1183;
-    pub const TIMESTAMPTZ_ARRAY: u32 = 1185;
-    pub const INTERVAL_ARRAY: u32 = 1187;
-    pub const NUMERIC_ARRAY: u32 = 1231;
-    pub const TIMETZ_ARRAY: u32 = 1270;
-    pub const UUID_ARRAY: u32 = 2951;
-    pub const JSONB_ARRAY: u32 = 3807;
+    pub(crate) const JSON_ARRAY: u32 = 199;
+    pub(crate) const BOOL_ARRAY: u32 = 1000;
+    pub(crate) const BYTEA_ARRAY: u32 = 1001;
+    pub(crate) const CHAR_ARRAY: u32 = 1002;
+    pub(crate) const NAME_ARRAY: u32 = 1003;
+    pub(crate) const INT2_ARRAY: u32 = 1005;
+    pub(crate) const INT4_ARRAY: u32 = 1007;
+    pub(crate) const TEXT_ARRAY: u32 = 1009;
+    pub(crate) const BPCHAR_ARRAY: u32 = 1014;
+    pub(crate) const VARCHAR_ARRAY: u32 = 1015;
+    pub(crate) const INT8_ARRAY: u32 = 1016;
+    pub(crate) const FLOAT4_ARRAY: u32 = 1021;
+    pub(crate) const FLOAT8_ARRAY: u32 = 1022;
+    pub(crate) const OID_ARRAY: u32 = 1028;
+    pub(crate) const TIMESTAMP_ARRAY: u32 = 1115;
+    pub(crate) const DATE_ARRAY: u32 = 1182;
+    pub(crate) const TIME_ARRAY: u32 = 1183;
+    pub(crate) const TIMESTAMPTZ_ARRAY: u32 = 1185;
+    pub(crate) const INTERVAL_ARRAY: u32 = 1187;
+    pub(crate) const NUMERIC_ARRAY: u32 = 1231;
+    pub(crate) const TIMETZ_ARRAY: u32 = 1270;
+    pub(crate) const UUID_ARRAY: u32 = 2951;
+    pub(crate) const JSONB_ARRAY: u32 = 3807;
 }
 
 /// Converts a value's text form to JSON according to its type (see the module table).
@@ -91,7 +91,7 @@ pub fn to_json(type_oid: u32, text: &str) -> Value {
 /// [`to_json`] for the raw bytes of a tuple column. Text should be UTF-8 (the walsender
 /// converts to the session's `client_encoding`); invalid sequences become U+FFFD rather
 /// than failing the whole change.
-pub fn bytes_to_json(type_oid: u32, bytes: &[u8]) -> Value {
+pub(crate) fn bytes_to_json(type_oid: u32, bytes: &[u8]) -> Value {
     match std::str::from_utf8(bytes) {
         Ok(text) => to_json(type_oid, text),
         Err(_) => to_json(type_oid, &String::from_utf8_lossy(bytes)),
@@ -100,7 +100,7 @@ pub fn bytes_to_json(type_oid: u32, bytes: &[u8]) -> Value {
 
 /// The element type of the built-in array types converted element by element. Other
 /// array types (and all user-defined ones) are unknown here and keep their text.
-pub fn array_element_type(array_type_oid: u32) -> Option<u32> {
+pub(crate) fn array_element_type(array_type_oid: u32) -> Option<u32> {
     use type_oid::*;
     Some(match array_type_oid {
         BOOL_ARRAY => BOOL,

@@ -2,14 +2,14 @@
 
 use std::path::Path;
 
-use rowhook::capture::finding::{Finding, Severity};
+use rowhook::capture::{Finding, Severity};
 use rowhook::capture::{notify, replication};
 use rowhook::config::SourceMode;
-use rowhook::postgres::connection;
+use rowhook::postgres;
 
 use super::{Failure, database_url, load_config};
 
-pub async fn run(path: &Path, offline: bool) -> Result<(), Failure> {
+pub(crate) async fn run(path: &Path, offline: bool) -> Result<(), Failure> {
     let config = load_config(path)?;
     super::router(&config)?;
     println!(
@@ -22,11 +22,11 @@ pub async fn run(path: &Path, offline: bool) -> Result<(), Failure> {
         return Ok(());
     }
     let url = database_url(&config)?;
-    let findings = match connection::connect(&url).await {
+    let findings = match postgres::connect(&url).await {
         Err(error) => vec![Finding::error(error.to_string())],
         Ok(client) => match config.source.mode {
-            SourceMode::Replication => replication::check::check(&client, &url, &config).await,
-            SourceMode::Notify => notify::check::check(&client, &config).await,
+            SourceMode::Replication => replication::check(&client, &url, &config).await,
+            SourceMode::Notify => notify::check(&client, &config).await,
         },
     };
     let mut failed = false;

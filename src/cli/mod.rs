@@ -1,13 +1,13 @@
 //! One module per subcommand that is more than a few lines.
 
-pub mod check;
-pub mod demo;
-pub mod events;
-pub mod receive;
-pub mod run;
-pub mod send_test;
-pub mod setup;
-pub mod tail;
+pub(crate) mod check;
+pub(crate) mod demo;
+pub(crate) mod events;
+pub(crate) mod receive;
+pub(crate) mod run;
+pub(crate) mod send_test;
+pub(crate) mod setup;
+pub(crate) mod tail;
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -18,7 +18,7 @@ use rowhook::route::Router;
 use rowhook::shutdown::{self, Shutdown, ShutdownTrigger};
 
 /// Why a command failed, which decides the exit code (CONTRACT §1).
-pub enum Failure {
+pub(crate) enum Failure {
     /// Usage or configuration: exit code 2. Each line is one problem.
     Configuration(Vec<String>),
     /// Something went wrong while running: exit code 1.
@@ -26,7 +26,7 @@ pub enum Failure {
 }
 
 impl Failure {
-    pub fn report(self) -> ExitCode {
+    pub(crate) fn report(self) -> ExitCode {
         match self {
             Failure::Configuration(lines) => {
                 for line in lines {
@@ -48,13 +48,13 @@ impl From<anyhow::Error> for Failure {
     }
 }
 
-pub fn load_config(path: &Path) -> Result<Config, Failure> {
+pub(crate) fn load_config(path: &Path) -> Result<Config, Failure> {
     config::load(path).map_err(|errors| {
         Failure::Configuration(errors.0.iter().map(ToString::to_string).collect())
     })
 }
 
-pub fn database_url(config: &Config) -> Result<DatabaseUrl, Failure> {
+pub(crate) fn database_url(config: &Config) -> Result<DatabaseUrl, Failure> {
     DatabaseUrl::parse(&config.source.url).map_err(|error| {
         Failure::Configuration(vec![format!(
             "{}: source.url: {error}",
@@ -64,7 +64,7 @@ pub fn database_url(config: &Config) -> Result<DatabaseUrl, Failure> {
 }
 
 /// Logs go to stderr at level `default` unless `ROWHOOK_LOG` says otherwise.
-pub fn init_logging(default: &str) {
+pub(crate) fn init_logging(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("ROWHOOK_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     // Colours only for a person at a terminal: a log file, journald or `docker logs`
@@ -77,7 +77,7 @@ pub fn init_logging(default: &str) {
 }
 
 /// A shutdown signal that fires on SIGINT or SIGTERM (or when triggered).
-pub fn shutdown_on_signals() -> (ShutdownTrigger, Shutdown) {
+pub(crate) fn shutdown_on_signals() -> (ShutdownTrigger, Shutdown) {
     let (trigger, shutdown) = shutdown::channel();
     let signal_trigger = trigger.clone();
     tokio::spawn(async move {
@@ -99,7 +99,7 @@ pub fn shutdown_on_signals() -> (ShutdownTrigger, Shutdown) {
 }
 
 /// Compiles the config's templates; their errors are configuration errors.
-pub fn router(config: &Config) -> Result<Router, Failure> {
+pub(crate) fn router(config: &Config) -> Result<Router, Failure> {
     Router::new(config).map_err(|errors| {
         Failure::Configuration(errors.0.iter().map(ToString::to_string).collect())
     })

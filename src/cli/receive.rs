@@ -14,7 +14,11 @@ use tokio::sync::mpsc;
 
 use super::{Failure, shutdown_on_signals};
 
-pub async fn run(listen: SocketAddr, secret: Option<String>, status: u16) -> Result<(), Failure> {
+pub(crate) async fn run(
+    listen: SocketAddr,
+    secret: Option<String>,
+    status: u16,
+) -> Result<(), Failure> {
     if let Some(secret) = &secret
         && let Err(error) = signature::check_secret(secret)
     {

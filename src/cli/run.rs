@@ -8,7 +8,7 @@ use rowhook::store;
 
 use super::{Failure, load_config, router, shutdown_on_signals};
 
-pub async fn run(path: &Path) -> Result<(), Failure> {
+pub(crate) async fn run(path: &Path) -> Result<(), Failure> {
     let config = load_config(path)?;
     let router = router(&config)?;
     let store = store::open(&config.store).map_err(anyhow::Error::from)?;
@@ -19,7 +19,7 @@ pub async fn run(path: &Path) -> Result<(), Failure> {
 }
 
 /// A service error as the exit code wants it: the configuration's fault is exit 2.
-pub fn service_failure(config: &rowhook::config::Config, error: ServiceError) -> Failure {
+pub(crate) fn service_failure(config: &rowhook::config::Config, error: ServiceError) -> Failure {
     if error.is_configuration() {
         Failure::Configuration(vec![format!("{}: {error}", config.file.display())])
     } else {

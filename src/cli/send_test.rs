@@ -5,14 +5,13 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use anyhow::{Context, anyhow};
-use rowhook::capture::value;
 use rowhook::change::{Action, Change, Lsn, Position, Row, TableName, quote_identifier};
 use rowhook::config::Config;
-use rowhook::deliver::client::{AttemptOptions, DeliveryClient};
+use rowhook::deliver::{AttemptOptions, DeliveryClient};
 use rowhook::event::Attempt;
 use rowhook::history::masked_request;
 use rowhook::outgoing::Outgoing;
-use rowhook::postgres::connection;
+use rowhook::postgres;
 use rowhook::time::now_ms;
 use serde_json::Value;
 use tokio_postgres::SimpleQueryMessage;
@@ -25,7 +24,7 @@ use super::{Failure, database_url, load_config, router};
 const SESSION_SETTINGS: &str = "SET DateStyle = ISO; SET TimeZone = 'UTC'; \
      SET IntervalStyle = iso_8601; SET extra_float_digits = 3; SET bytea_output = hex";
 
-pub async fn run(path: &Path, name: &str, item: Option<&str>) -> Result<(), Failure> {
+pub(crate) async fn run(path: &Path, name: &str, item: Option<&str>) -> Result<(), Failure> {
     let config = load_config(path)?;
     let router = router(&config)?;
     let webhook = config
@@ -111,7 +110,7 @@ fn unknown_webhook(config: &Config, name: &str) -> Failure {
 }
 
 /// `--item`: a JSON object, else a usage error.
-pub fn parse_item(text: &str) -> Result<Row, Failure> {
+pub(crate) fn parse_item(text: &str) -> Result<Row, Failure> {
     match serde_json::from_str::<Value>(text) {
         Ok(Value::Object(row)) => Ok(row),
         Ok(_) => Err(Failure::Configuration(vec![
@@ -127,10 +126,8 @@ pub fn parse_item(text: &str) -> Result<Row, Failure> {
 /// each value converted as capture converts it.
 async fn newest_row(config: &Config, table: &TableName) -> Result<Row, Failure> {
     let url = database_url(config)?;
-    let client = connection::connect(&url)
-        .await
-        .map_err(anyhow::Error::from)?;
-    let sql_error = |error: tokio_postgres::Error| anyhow!("{}", connection::describe(&error));
+    let client = postgres::connect(&url).await.map_err(anyhow::Error::from)?;
+    let sql_error = |error: tokio_postgres::Error| anyhow!("{}", postgres::describe(&error));
     client
         .batch_execute(SESSION_SETTINGS)
         .await
@@ -172,7 +169,7 @@ async fn newest_row(config: &Config, table: &TableName) -> Result<Row, Failure> 
     let mut item = Row::new();
     for (index, column) in statement.columns().iter().enumerate() {
         let converted = match row.get(index) {
-            Some(text) => value::to_json(column.type_().oid(), text),
+            Some(text) => rowhook::capture::to_json(column.type_().oid(), text),
             None => Value::Null,
         };
         item.insert(column.name().to_string(), converted);
@@ -181,7 +178,7 @@ async fn newest_row(config: &Config, table: &TableName) -> Result<Row, Failure> 
 }
 
 /// `SELECT *` of the newest row: by primary key descending, else by `ctid`.
-pub fn newest_row_query(table: &TableName, key_columns: &[String]) -> String {
+pub(crate) fn newest_row_query(table: &TableName, key_columns: &[String]) -> String {
     let order = if key_columns.is_empty() {
         "ctid DESC".to_string()
     } else {
@@ -195,7 +192,7 @@ pub fn newest_row_query(table: &TableName, key_columns: &[String]) -> String {
 }
 
 /// The attempt's outcome: status code or error kind and text, duration, response body.
-pub fn response_text(attempt: &Attempt) -> String {
+pub(crate) fn response_text(attempt: &Attempt) -> String {
     let mut text = String::from("response\n");
     let outcome = attempt.error_kind.map_or("success", |kind| kind.as_str());
     match attempt.status_code {

@@ -5,22 +5,18 @@ use std::path::Path;
 use anyhow::Context;
 use rowhook::capture::{notify, replication};
 use rowhook::config::SourceMode;
-use rowhook::postgres::connection;
+use rowhook::postgres;
 
 use super::{Failure, database_url, load_config};
 
-pub async fn run(path: &Path, replica_identity_full: bool) -> Result<(), Failure> {
+pub(crate) async fn run(path: &Path, replica_identity_full: bool) -> Result<(), Failure> {
     let config = load_config(path)?;
     let url = database_url(&config)?;
-    let client = connection::connect(&url)
-        .await
-        .map_err(anyhow::Error::from)?;
+    let client = postgres::connect(&url).await.map_err(anyhow::Error::from)?;
     let report = match config.source.mode {
-        SourceMode::Replication => {
-            replication::setup::setup(&client, &config, replica_identity_full)
-                .await
-                .context("setup failed")?
-        }
+        SourceMode::Replication => replication::setup(&client, &config, replica_identity_full)
+            .await
+            .context("setup failed")?,
         SourceMode::Notify => {
             if replica_identity_full {
                 eprintln!(
@@ -28,7 +24,7 @@ pub async fn run(path: &Path, replica_identity_full: bool) -> Result<(), Failure
                      sees whole old rows)"
                 );
             }
-            notify::setup::setup(&client, &config)
+            notify::setup(&client, &config)
                 .await
                 .context("setup failed")?
         }

@@ -10,7 +10,7 @@ use anyhow::Context;
 use rowhook::capture::Source;
 use rowhook::capture::notify::NotifySource;
 use rowhook::capture::replication::{ReplicationSource, SlotKind};
-use rowhook::capture::stage::{Captured, acknowledgement_channel};
+use rowhook::capture::{Captured, acknowledgement_channel};
 use rowhook::change::{Lsn, TableName};
 use rowhook::config::SourceMode;
 use rowhook::envelope::envelope;
@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 
 use super::{Failure, database_url, load_config, shutdown_on_signals};
 
-pub async fn run(path: &Path) -> Result<(), Failure> {
+pub(crate) async fn run(path: &Path) -> Result<(), Failure> {
     let config = load_config(path)?;
     let url = database_url(&config)?;
     let models: HashMap<TableName, String> = config

@@ -41,7 +41,7 @@ pub(super) struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
-    pub fn new(file: &'a Path, environment: &'a dyn Fn(&str) -> Option<String>) -> Self {
+    pub(crate) fn new(file: &'a Path, environment: &'a dyn Fn(&str) -> Option<String>) -> Self {
         Reader {
             file,
             environment,
@@ -49,7 +49,7 @@ impl<'a> Reader<'a> {
         }
     }
 
-    pub fn error(&mut self, key: impl Into<String>, reason: impl Display) {
+    pub(crate) fn error(&mut self, key: impl Into<String>, reason: impl Display) {
         self.errors.push(ConfigError {
             file: self.file.to_path_buf(),
             key: key.into(),
@@ -57,12 +57,12 @@ impl<'a> Reader<'a> {
         });
     }
 
-    pub fn into_errors(self) -> Vec<ConfigError> {
+    pub(crate) fn into_errors(self) -> Vec<ConfigError> {
         self.errors
     }
 
     /// Reports every key of `table` that is not in `known`.
-    pub fn reject_unknown_keys(&mut self, path: &str, table: &Table, known: &[&str]) {
+    pub(crate) fn reject_unknown_keys(&mut self, path: &str, table: &Table, known: &[&str]) {
         for key in table.keys() {
             if known.contains(&key.as_str()) {
                 continue;
@@ -76,7 +76,12 @@ impl<'a> Reader<'a> {
     }
 
     /// A sub-table; `None` when absent or not a table (the latter is reported).
-    pub fn table<'t>(&mut self, table: &'t Table, path: &str, key: &str) -> Option<&'t Table> {
+    pub(crate) fn table<'t>(
+        &mut self,
+        table: &'t Table,
+        path: &str,
+        key: &str,
+    ) -> Option<&'t Table> {
         match table.get(key)? {
             Value::Table(inner) => Some(inner),
             other => {
@@ -87,7 +92,7 @@ impl<'a> Reader<'a> {
     }
 
     /// `[[key]]`: an array of tables, each with its index.
-    pub fn array_of_tables<'t>(
+    pub(crate) fn array_of_tables<'t>(
         &mut self,
         table: &'t Table,
         path: &str,
@@ -109,13 +114,18 @@ impl<'a> Reader<'a> {
 
     /// A string with `${NAME}` expanded; `None` when absent or invalid (the latter is
     /// reported).
-    pub fn string(&mut self, table: &Table, path: &str, key: &str) -> Option<Expanded> {
+    pub(crate) fn string(&mut self, table: &Table, path: &str, key: &str) -> Option<Expanded> {
         let value = table.get(key)?;
         self.expand_value(&key_path(path, key), value)
     }
 
     /// Like [`Reader::string`], and reports the key as missing when it is absent.
-    pub fn required_string(&mut self, table: &Table, path: &str, key: &str) -> Option<Expanded> {
+    pub(crate) fn required_string(
+        &mut self,
+        table: &Table,
+        path: &str,
+        key: &str,
+    ) -> Option<Expanded> {
         if !table.contains_key(key) {
             self.error(key_path(path, key), "missing required key");
             return None;
@@ -123,7 +133,7 @@ impl<'a> Reader<'a> {
         self.string(table, path, key)
     }
 
-    pub fn boolean(&mut self, table: &Table, path: &str, key: &str) -> Option<bool> {
+    pub(crate) fn boolean(&mut self, table: &Table, path: &str, key: &str) -> Option<bool> {
         match table.get(key)? {
             Value::Boolean(value) => Some(*value),
             other => {
@@ -133,7 +143,7 @@ impl<'a> Reader<'a> {
         }
     }
 
-    pub fn integer(&mut self, table: &Table, path: &str, key: &str) -> Option<i64> {
+    pub(crate) fn integer(&mut self, table: &Table, path: &str, key: &str) -> Option<i64> {
         match table.get(key)? {
             Value::Integer(value) => Some(*value),
             other => {
@@ -146,7 +156,7 @@ impl<'a> Reader<'a> {
     /// An array of strings, each with its own key path (`webhooks[0].on[2]`) so that the
     /// caller can report a bad element precisely. Elements that are not valid strings are
     /// reported and left out.
-    pub fn string_array(
+    pub(crate) fn string_array(
         &mut self,
         table: &Table,
         path: &str,
@@ -165,7 +175,7 @@ impl<'a> Reader<'a> {
     }
 
     /// A table of strings in file order, such as `headers` or `fields`.
-    pub fn string_table(
+    pub(crate) fn string_table(
         &mut self,
         table: &Table,
         path: &str,
@@ -182,13 +192,13 @@ impl<'a> Reader<'a> {
         Some(entries)
     }
 
-    pub fn duration(&mut self, table: &Table, path: &str, key: &str) -> Option<Duration> {
+    pub(crate) fn duration(&mut self, table: &Table, path: &str, key: &str) -> Option<Duration> {
         let value = table.get(key)?;
         self.duration_value(&key_path(path, key), value)
     }
 
     /// An array of durations; `None` when absent or when any element is invalid.
-    pub fn duration_array(
+    pub(crate) fn duration_array(
         &mut self,
         table: &Table,
         path: &str,
@@ -250,7 +260,7 @@ impl<'a> Reader<'a> {
         }
     }
 
-    pub fn mismatch(&mut self, path: &str, expected: &str, found: &Value) {
+    pub(crate) fn mismatch(&mut self, path: &str, expected: &str, found: &Value) {
         let found = match found {
             Value::String(_) => "a string",
             Value::Integer(_) => "an integer",

@@ -3,8 +3,10 @@
 //! finished attempts back to the store in batches. Lanes are independent, so a slow or
 //! dead endpoint holds up only its own events; capture never waits for delivery at all.
 
-pub mod client;
+mod client;
 mod failure;
+
+pub use client::{AttemptOptions, ClientError, DeliveryClient, RESPONSE_BODY_LIMIT};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,7 +21,6 @@ use crate::outgoing::Outgoing;
 use crate::shutdown::Shutdown;
 use crate::store::{ClaimedEvent, EventStore, FinishedAttempt};
 use crate::time::now_ms;
-use client::{AttemptOptions, DeliveryClient};
 
 /// How long a lane waits at most before looking at the store again, so that an event
 /// whose wake-up was missed (e.g. redelivered from another process) is still found.

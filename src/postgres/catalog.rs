@@ -8,7 +8,7 @@ use crate::change::TableName;
 
 /// How a table identifies its rows in the WAL (`pg_class.relreplident`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ReplicaIdentity {
+pub(crate) enum ReplicaIdentity {
     /// The primary key, if there is one.
     Default,
     Full,
@@ -17,7 +17,7 @@ pub enum ReplicaIdentity {
 }
 
 #[derive(Clone, Debug)]
-pub struct TableInfo {
+pub(crate) struct TableInfo {
     pub replica_identity: ReplicaIdentity,
     pub has_primary_key: bool,
     /// A partitioned table: its rows live in partitions.
@@ -27,7 +27,7 @@ pub struct TableInfo {
 impl TableInfo {
     /// Whether UPDATE and DELETE keep working once the table is published: PostgreSQL
     /// refuses them on a published table that has no way to identify rows.
-    pub fn identifies_rows(&self) -> bool {
+    pub(crate) fn identifies_rows(&self) -> bool {
         match self.replica_identity {
             ReplicaIdentity::Default => self.has_primary_key,
             ReplicaIdentity::Full | ReplicaIdentity::Index => true,
@@ -36,7 +36,7 @@ impl TableInfo {
     }
 }
 
-pub async fn table_info(
+pub(crate) async fn table_info(
     client: &Client,
     table: &TableName,
 ) -> Result<Option<TableInfo>, tokio_postgres::Error> {
@@ -67,7 +67,7 @@ pub async fn table_info(
 
 /// The publication's tables, or `None` when it does not exist. A publication `FOR ALL
 /// TABLES` lists every table, which is what it means.
-pub async fn published_tables(
+pub(crate) async fn published_tables(
     client: &Client,
     publication: &str,
 ) -> Result<Option<BTreeSet<TableName>>, tokio_postgres::Error> {
@@ -95,20 +95,18 @@ pub async fn published_tables(
 }
 
 #[derive(Clone, Debug)]
-pub struct SlotInfo {
+pub(crate) struct SlotInfo {
     pub plugin: String,
     pub database: String,
-    pub temporary: bool,
 }
 
-pub async fn slot_info(
+pub(crate) async fn slot_info(
     client: &Client,
     slot: &str,
 ) -> Result<Option<SlotInfo>, tokio_postgres::Error> {
     let row = client
         .query_opt(
-            "SELECT coalesce(plugin::text, '') AS plugin, coalesce(database::text, '') AS database,
-                    temporary
+            "SELECT coalesce(plugin::text, '') AS plugin, coalesce(database::text, '') AS database
              FROM pg_replication_slots WHERE slot_name = $1",
             &[&slot],
         )
@@ -116,11 +114,10 @@ pub async fn slot_info(
     Ok(row.map(|row| SlotInfo {
         plugin: row.get("plugin"),
         database: row.get("database"),
-        temporary: row.get("temporary"),
     }))
 }
 
-pub async fn current_database(client: &Client) -> Result<String, tokio_postgres::Error> {
+pub(crate) async fn current_database(client: &Client) -> Result<String, tokio_postgres::Error> {
     Ok(client
         .query_one("SELECT current_database()::text", &[])
         .await?

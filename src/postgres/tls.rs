@@ -36,7 +36,7 @@ fn provider() -> Arc<CryptoProvider> {
 }
 
 /// The rustls client configuration for `mode`, or `None` when TLS is not wanted.
-pub fn client_config(
+pub(crate) fn client_config(
     mode: SslMode,
     root_certificate: Option<&Path>,
 ) -> Result<Option<Arc<ClientConfig>>, TlsError> {

@@ -25,19 +25,19 @@ fn unique_suffix() -> String {
     )
 }
 
-pub fn require_env(name: &str) -> String {
+pub(crate) fn require_env(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| {
         panic!("{name} is not set: run the tests through scripts/test.sh, which starts PostgreSQL")
     })
 }
 
 /// Replaces the database name in a `postgres://…/name` URL.
-pub fn with_database(url: &str, database: &str) -> String {
+pub(crate) fn with_database(url: &str, database: &str) -> String {
     let (base, _) = url.rsplit_once('/').expect("test URL has a database part");
     format!("{base}/{database}")
 }
 
-pub async fn connect(url: &str) -> Client {
+pub(crate) async fn connect(url: &str) -> Client {
     let (client, connection) = tokio_postgres::connect(url, NoTls)
         .await
         .unwrap_or_else(|error| panic!("cannot connect to {url}: {error}"));
@@ -47,7 +47,7 @@ pub async fn connect(url: &str) -> Client {
 
 /// How the service under test captures changes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Mode {
+pub(crate) enum Mode {
     Replication,
     Notify,
 }
@@ -75,7 +75,7 @@ macro_rules! in_both_modes {
 }
 
 /// A fresh database on the shared test cluster, and a scratch directory for the test.
-pub struct TestDatabase {
+pub(crate) struct TestDatabase {
     pub mode: Mode,
     pub name: String,
     pub url: String,
@@ -84,18 +84,18 @@ pub struct TestDatabase {
 }
 
 impl TestDatabase {
-    pub async fn create() -> TestDatabase {
+    pub(crate) async fn create() -> TestDatabase {
         Self::create_in(Mode::Replication).await
     }
 
     /// A database whose config (`write_config`) captures in `mode`.
-    pub async fn create_in(mode: Mode) -> TestDatabase {
+    pub(crate) async fn create_in(mode: Mode) -> TestDatabase {
         let mut database = Self::create_on(&require_env("ROWHOOK_TEST_DATABASE_URL")).await;
         database.mode = mode;
         database
     }
 
-    pub async fn create_on(server_url: &str) -> TestDatabase {
+    pub(crate) async fn create_on(server_url: &str) -> TestDatabase {
         let name = format!("test_{}", unique_suffix());
         let admin = connect(server_url).await;
         admin
@@ -116,7 +116,7 @@ impl TestDatabase {
     }
 
     /// Writes a config file whose `[source]` points at this database, followed by `rest`.
-    pub fn write_config(&self, rest: &str) -> PathBuf {
+    pub(crate) fn write_config(&self, rest: &str) -> PathBuf {
         let path = self.directory.join("rowhook.toml");
         let text = format!(
             "[source]\nurl = \"{}\"\nmode = \"{}\"\nslot = \"{}\"\npublication = \"{}\"\n\n[store]\npath = \"{}\"\n\n{rest}",
@@ -133,7 +133,7 @@ impl TestDatabase {
         path
     }
 
-    pub async fn execute(&self, sql: &str) {
+    pub(crate) async fn execute(&self, sql: &str) {
         self.client
             .batch_execute(sql)
             .await
@@ -141,12 +141,12 @@ impl TestDatabase {
     }
 }
 
-pub fn rowhook_binary() -> &'static str {
+pub(crate) fn rowhook_binary() -> &'static str {
     env!("CARGO_BIN_EXE_rowhook")
 }
 
 /// Runs `rowhook --config CONFIG ARGS…` to completion.
-pub fn rowhook(config: &Path, arguments: &[&str]) -> Output {
+pub(crate) fn rowhook(config: &Path, arguments: &[&str]) -> Output {
     Command::new(rowhook_binary())
         .arg("--config")
         .arg(config)
@@ -156,12 +156,12 @@ pub fn rowhook(config: &Path, arguments: &[&str]) -> Output {
         .expect("run rowhook")
 }
 
-pub fn text(bytes: &[u8]) -> String {
+pub(crate) fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
 /// Waits until `condition` holds, polling; panics with `what` after `limit`.
-pub async fn eventually<F, Fut>(what: &str, limit: Duration, mut condition: F)
+pub(crate) async fn eventually<F, Fut>(what: &str, limit: Duration, mut condition: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
@@ -174,7 +174,7 @@ where
 }
 
 /// Waits until a walsender is streaming from `slot`.
-pub async fn wait_until_slot_active(client: &Client, slot: &str) {
+pub(crate) async fn wait_until_slot_active(client: &Client, slot: &str) {
     eventually(
         "the slot to be streaming",
         Duration::from_secs(30),
@@ -194,7 +194,7 @@ pub async fn wait_until_slot_active(client: &Client, slot: &str) {
 
 /// Waits until a rowhook session of `database` has read the outbox, which it does only
 /// after it LISTENs.
-pub async fn wait_until_draining(client: &Client, database: &str) {
+pub(crate) async fn wait_until_draining(client: &Client, database: &str) {
     eventually(
         "rowhook to read the outbox",
         Duration::from_secs(30),
@@ -215,7 +215,7 @@ pub async fn wait_until_draining(client: &Client, database: &str) {
 
 /// A private PostgreSQL cluster for tests that restart or reconfigure the server. It is
 /// stopped on drop; `scripts/test.sh` also stops any that a crashed test left behind.
-pub struct PrivateCluster {
+pub(crate) struct PrivateCluster {
     pub data: PathBuf,
     pub port: u16,
     bindir: PathBuf,
@@ -246,7 +246,7 @@ fn free_port() -> u16 {
 
 impl PrivateCluster {
     /// Initialises and starts a cluster; `settings` are appended to postgresql.conf.
-    pub fn start(settings: &str) -> PrivateCluster {
+    pub(crate) fn start(settings: &str) -> PrivateCluster {
         let bindir = PathBuf::from(require_env("ROWHOOK_TEST_PG_BINDIR"));
         let root = PathBuf::from(require_env("ROWHOOK_TEST_TMPDIR"))
             .join("clusters")
@@ -289,7 +289,7 @@ impl PrivateCluster {
         cluster
     }
 
-    pub fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
     }
 
@@ -311,11 +311,11 @@ impl PrivateCluster {
         assert!(status.success(), "pg_ctl {arguments:?} failed");
     }
 
-    pub fn stop(&self) {
+    pub(crate) fn stop(&self) {
         self.pg_ctl(&["stop", "-m", "fast", "-w"]);
     }
 
-    pub fn start_again(&self) {
+    pub(crate) fn start_again(&self) {
         self.pg_ctl(&["start", "-w", "-t", "60"]);
     }
 }
@@ -333,7 +333,7 @@ impl Drop for PrivateCluster {
 }
 
 /// `rowhook tail` running in the background, its stdout read line by line.
-pub struct Tail {
+pub(crate) struct Tail {
     child: std::process::Child,
     lines: std::sync::mpsc::Receiver<String>,
 }
@@ -341,7 +341,7 @@ pub struct Tail {
 impl Tail {
     /// Starts tailing and waits until its temporary slot is streaming (or, in notify mode,
     /// it reads the outbox), so that every change made after this returns is seen.
-    pub async fn start(database: &TestDatabase, config: &Path) -> Tail {
+    pub(crate) async fn start(database: &TestDatabase, config: &Path) -> Tail {
         let mut child = Command::new(rowhook_binary())
             .arg("--config")
             .arg(config)
@@ -372,7 +372,7 @@ impl Tail {
     }
 
     /// The next JSON line, or a panic after `limit`.
-    pub fn next_json(&self, limit: Duration) -> serde_json::Value {
+    pub(crate) fn next_json(&self, limit: Duration) -> serde_json::Value {
         let line = self
             .lines
             .recv_timeout(limit)
@@ -381,7 +381,7 @@ impl Tail {
     }
 
     /// Lines until none arrives for `quiet`.
-    pub fn drain(&self, quiet: Duration) -> Vec<serde_json::Value> {
+    pub(crate) fn drain(&self, quiet: Duration) -> Vec<serde_json::Value> {
         let mut values = Vec::new();
         while let Ok(line) = self.lines.recv_timeout(quiet) {
             values.push(serde_json::from_str(&line).expect("tail prints JSON"));
@@ -389,7 +389,7 @@ impl Tail {
         values
     }
 
-    pub fn count_lines(&self, expected: usize, limit: Duration) -> usize {
+    pub(crate) fn count_lines(&self, expected: usize, limit: Duration) -> usize {
         let started = Instant::now();
         let mut count = 0;
         while count < expected && started.elapsed() < limit {
@@ -400,7 +400,7 @@ impl Tail {
         count
     }
 
-    pub fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.child.id()
     }
 }
@@ -413,7 +413,7 @@ impl Drop for Tail {
 }
 
 /// The peak resident memory of a running process, in kibibytes.
-pub fn peak_rss_kib(pid: u32) -> u64 {
+pub(crate) fn peak_rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read status");
     status
         .lines()
@@ -421,10 +421,10 @@ pub fn peak_rss_kib(pid: u32) -> u64 {
         .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
         .expect("VmHWM in /proc status")
 }
-pub mod receiver;
+pub(crate) mod receiver;
 
 /// `rowhook run` in the background.
-pub struct Service {
+pub(crate) struct Service {
     child: std::process::Child,
     pub log: PathBuf,
 }
@@ -432,7 +432,7 @@ pub struct Service {
 impl Service {
     /// Starts `rowhook run` and waits until it captures: its slot streaming, or (notify
     /// mode) its session listening and reading the outbox.
-    pub async fn start(database: &TestDatabase, config: &Path) -> Service {
+    pub(crate) async fn start(database: &TestDatabase, config: &Path) -> Service {
         let service = Self::spawn(database, config);
         match database.mode {
             Mode::Replication => wait_until_slot_active(&database.client, &database.name).await,
@@ -442,7 +442,7 @@ impl Service {
     }
 
     /// Starts `rowhook run` without waiting for anything.
-    pub fn spawn(database: &TestDatabase, config: &Path) -> Service {
+    pub(crate) fn spawn(database: &TestDatabase, config: &Path) -> Service {
         let log = database
             .directory
             .join(format!("run-{}.log", unique_suffix()));
@@ -460,16 +460,16 @@ impl Service {
         Service { child, log }
     }
 
-    pub fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.child.id()
     }
 
-    pub fn log_text(&self) -> String {
+    pub(crate) fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     /// SIGTERM, then waits for a clean exit.
-    pub fn stop(mut self) -> std::process::ExitStatus {
+    pub(crate) fn stop(mut self) -> std::process::ExitStatus {
         let _ = Command::new("kill")
             .arg("-TERM")
             .arg(self.child.id().to_string())
@@ -484,13 +484,13 @@ impl Service {
     }
 
     /// SIGKILL: a crash.
-    pub fn kill(mut self) {
+    pub(crate) fn kill(mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
 
     /// Waits for the process to exit by itself.
-    pub fn wait(mut self) -> (std::process::ExitStatus, String) {
+    pub(crate) fn wait(mut self) -> (std::process::ExitStatus, String) {
         let status = self.child.wait().expect("wait for rowhook");
         (status, self.log_text())
     }

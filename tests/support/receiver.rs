@@ -14,7 +14,7 @@ use tokio::sync::Notify;
 use tokio::task::JoinSet;
 
 #[derive(Clone, Debug)]
-pub struct Received {
+pub(crate) struct Received {
     pub method: String,
     /// Path and query.
     pub target: String,
@@ -25,18 +25,18 @@ pub struct Received {
 }
 
 impl Received {
-    pub fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).map(String::as_str)
     }
 
-    pub fn json(&self) -> serde_json::Value {
+    pub(crate) fn json(&self) -> serde_json::Value {
         serde_json::from_str(&self.body).unwrap_or_else(|error| panic!("{}: {error}", self.body))
     }
 }
 
 /// What the receiver answers.
 #[derive(Clone, Debug)]
-pub enum Reply {
+pub(crate) enum Reply {
     Status(u16),
     Redirect(String),
     /// Never answer (the connection stays open).
@@ -45,7 +45,7 @@ pub enum Reply {
 
 type Responder = Arc<dyn Fn(&Received) -> Reply + Send + Sync>;
 
-pub struct Receiver {
+pub(crate) struct Receiver {
     pub address: SocketAddr,
     requests: Arc<Mutex<Vec<Received>>>,
     responder: Arc<Mutex<Responder>>,
@@ -54,12 +54,12 @@ pub struct Receiver {
 }
 
 impl Receiver {
-    pub async fn start() -> Receiver {
+    pub(crate) async fn start() -> Receiver {
         Self::start_on(0).await
     }
 
     /// Starts on `port` (0 for any free one).
-    pub async fn start_on(port: u16) -> Receiver {
+    pub(crate) async fn start_on(port: u16) -> Receiver {
         let listener = TcpListener::bind(("127.0.0.1", port))
             .await
             .expect("bind receiver");
@@ -83,20 +83,23 @@ impl Receiver {
         }
     }
 
-    pub fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.address)
     }
 
-    pub fn respond_with(&self, responder: impl Fn(&Received) -> Reply + Send + Sync + 'static) {
+    pub(crate) fn respond_with(
+        &self,
+        responder: impl Fn(&Received) -> Reply + Send + Sync + 'static,
+    ) {
         *self.responder.lock().unwrap() = Arc::new(responder);
     }
 
-    pub fn count(&self) -> usize {
+    pub(crate) fn count(&self) -> usize {
         self.requests.lock().unwrap().len()
     }
 
     /// When the latest request arrived.
-    pub fn last_arrival(&self) -> Option<Instant> {
+    pub(crate) fn last_arrival(&self) -> Option<Instant> {
         self.requests
             .lock()
             .unwrap()
@@ -105,12 +108,12 @@ impl Receiver {
             .max()
     }
 
-    pub fn requests(&self) -> Vec<Received> {
+    pub(crate) fn requests(&self) -> Vec<Received> {
         self.requests.lock().unwrap().clone()
     }
 
     /// Waits until at least `count` requests arrived; panics after `limit`.
-    pub async fn wait_for(&self, count: usize, limit: Duration) -> Vec<Received> {
+    pub(crate) async fn wait_for(&self, count: usize, limit: Duration) -> Vec<Received> {
         let deadline = tokio::time::Instant::now() + limit;
         loop {
             let notified = self.arrived.notified();
@@ -129,7 +132,7 @@ impl Receiver {
     }
 
     /// Stops listening and drops every open connection: the endpoint is down.
-    pub fn stop(self) -> u16 {
+    pub(crate) fn stop(self) -> u16 {
         self.server.abort();
         self.address.port()
     }

@@ -9,7 +9,7 @@ use super::setup::{
 use crate::capture::finding::Finding;
 use crate::config::Config;
 use crate::postgres::catalog;
-use crate::postgres::connection::describe;
+use crate::postgres::describe;
 
 const FUNCTIONS: [&str; 3] = [
     "rowhook.capture()",

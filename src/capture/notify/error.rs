@@ -2,7 +2,7 @@
 
 use super::outbox::OutboxRowError;
 use crate::capture::reconnect::Transient;
-use crate::postgres::connection::{DatabaseError, describe};
+use crate::postgres::{DatabaseError, describe};
 
 #[derive(Debug, thiserror::Error)]
 pub enum NotifyError {

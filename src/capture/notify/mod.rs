@@ -1,15 +1,17 @@
 //! Notify mode: capture through a trigger-fed outbox (`sql/notify.sql`) and LISTEN/NOTIFY,
 //! for databases where logical replication cannot be turned on.
 
-pub mod check;
+mod check;
 mod error;
-pub mod outbox;
+mod outbox;
 mod queries;
-pub mod record;
-pub mod setup;
-pub mod stream;
+mod record;
+mod setup;
+mod stream;
 
+pub use check::check;
 pub use error::NotifyError;
+pub use setup::setup;
 pub use stream::NotifySource;
 
 /// The schema, outbox and trigger functions, as `rowhook setup` installs them.

@@ -9,7 +9,7 @@ use crate::change::{Action, Change, Lsn, Position, Row, TableName};
 
 /// The columns of `rowhook.outbox`, as read.
 #[derive(Clone, Debug, PartialEq)]
-pub struct OutboxRow {
+pub(crate) struct OutboxRow {
     pub id: i64,
     /// The writing transaction's `xid8`.
     pub transaction_id: u64,
@@ -58,7 +58,7 @@ impl OutboxRow {
     /// The change this row records: the same envelope and the same JSON values as
     /// replication mode with `REPLICA IDENTITY FULL` gives for the same change (the
     /// trigger always sees the whole old row).
-    pub fn to_change(&self) -> Result<Change, OutboxRowError> {
+    pub(crate) fn to_change(&self) -> Result<Change, OutboxRowError> {
         let action = self
             .action
             .parse::<Action>()

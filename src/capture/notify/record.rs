@@ -16,7 +16,7 @@ pub enum RecordError {
 /// The fields of a record: `None` for NULL (an empty unquoted field), the unescaped text
 /// otherwise (`""` is the empty string). Inside or outside quotes a backslash takes the
 /// next character literally, and inside quotes `""` is one quote, as `record_in` reads.
-pub fn parse_record(text: &str) -> Result<Vec<Option<String>>, RecordError> {
+pub(crate) fn parse_record(text: &str) -> Result<Vec<Option<String>>, RecordError> {
     let inner = text
         .strip_prefix('(')
         .and_then(|rest| rest.strip_suffix(')'))

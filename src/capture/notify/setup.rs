@@ -13,11 +13,11 @@ use crate::config::Config;
 use crate::postgres::catalog;
 
 /// PostgreSQL 13 brought `xid8` and `pg_current_xact_id()`, which the outbox uses.
-pub const MINIMUM_SERVER_VERSION: i32 = 130_000;
+pub(crate) const MINIMUM_SERVER_VERSION: i32 = 130_000;
 
 /// A trigger rowhook puts on each model's table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct CaptureTrigger {
+pub(crate) struct CaptureTrigger {
     pub name: &'static str,
     /// What goes between `CREATE TRIGGER name` and `ON table`.
     pub timing: &'static str,
@@ -30,7 +30,7 @@ pub struct CaptureTrigger {
     pub type_bits: i16,
 }
 
-pub const CAPTURE_TRIGGERS: [CaptureTrigger; 3] = [
+pub(crate) const CAPTURE_TRIGGERS: [CaptureTrigger; 3] = [
     CaptureTrigger {
         name: "rowhook_columns",
         timing: "BEFORE INSERT OR UPDATE OR DELETE",
@@ -93,7 +93,7 @@ fn quote_literal(text: &str) -> String {
 
 /// How a capture trigger stands on a table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TriggerState {
+pub(crate) enum TriggerState {
     Missing,
     /// Present, but firing at other times, calling another function or naming another
     /// table.
@@ -103,7 +103,7 @@ pub enum TriggerState {
     Ready,
 }
 
-pub async fn trigger_state(
+pub(crate) async fn trigger_state(
     client: &Client,
     table: &TableName,
     trigger: &CaptureTrigger,
@@ -143,7 +143,9 @@ pub async fn trigger_state(
 }
 
 /// The server's version number, e.g. 150004.
-pub async fn server_version(client: &Client) -> Result<(i32, String), tokio_postgres::Error> {
+pub(crate) async fn server_version(
+    client: &Client,
+) -> Result<(i32, String), tokio_postgres::Error> {
     let row = client
         .query_one(
             "SELECT current_setting('server_version_num')::int4, current_setting('server_version')",

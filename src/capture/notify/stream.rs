@@ -26,11 +26,11 @@ use crate::capture::reconnect::{Next, Reconnect};
 use crate::capture::stage::{Acknowledgements, Captured, CommitPosition};
 use crate::capture::status::CaptureStatus;
 use crate::change::Lsn;
-use crate::postgres::{DatabaseUrl, connection};
+use crate::postgres::{self, DatabaseUrl};
 use crate::shutdown::Shutdown;
 
 /// The NOTIFY channel the trigger signals.
-pub const CHANNEL: &str = "rowhook";
+pub(crate) const CHANNEL: &str = "rowhook";
 const BATCH_ROWS: i64 = 1_000;
 /// A batch also stops at about this many bytes of row text (at least one row), so a
 /// table of large rows does not fill memory.
@@ -121,7 +121,7 @@ impl NotifySource {
         progress: &mut Progress,
         reconnect: &mut Reconnect<'_>,
     ) -> Result<Client, NotifyError> {
-        let (client, mut notifications) = connection::connect_listening(&self.url).await?;
+        let (client, mut notifications) = postgres::connect_listening(&self.url).await?;
         // LISTEN before the first drain: a change committed in between is then either in
         // that drain or announced by a notification.
         client

@@ -8,7 +8,7 @@ use crate::capture::finding::Finding;
 use crate::config::Config;
 use crate::postgres::DatabaseUrl;
 use crate::postgres::catalog::{self, ReplicaIdentity};
-use crate::postgres::connection::describe;
+use crate::postgres::describe;
 
 pub async fn check(client: &Client, url: &DatabaseUrl, config: &Config) -> Vec<Finding> {
     let mut findings = Vec::new();

@@ -44,7 +44,7 @@ use crate::change::{Action, Change, Lsn, Position, Row, TableName};
               allocation per row"
 )]
 #[derive(Clone, Debug, PartialEq)]
-pub enum Decoded {
+pub(crate) enum Decoded {
     /// A transaction starts; its changes follow.
     Begin {
         commit_lsn: Lsn,
@@ -102,7 +102,7 @@ pub enum DecodeError {
 
 /// Decodes a replication stream message by message; one per connection.
 #[derive(Debug, Default)]
-pub struct ChangeDecoder {
+pub(crate) struct ChangeDecoder {
     relations: HashMap<u32, CachedRelation>,
     transaction: Option<Transaction>,
 }
@@ -129,25 +129,30 @@ struct Transaction {
 }
 
 impl ChangeDecoder {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::default()
     }
 
     /// Forgets a transaction left open when the connection broke: the server sends it
     /// again, from its Begin, after a reconnect. Relation descriptions are kept (they are
     /// sent again anyway before their next use).
-    pub fn abandon_transaction(&mut self) {
+    pub(crate) fn abandon_transaction(&mut self) {
         self.transaction = None;
     }
 
     /// Decodes one XLogData payload; `wal_start` is the frame's start LSN, which becomes
     /// the change's `lsn`. Copies the message once; see [`Self::decode_bytes`].
-    pub fn decode(&mut self, wal_start: Lsn, message: &[u8]) -> Result<Decoded, DecodeError> {
+    #[cfg(test)]
+    pub(crate) fn decode(
+        &mut self,
+        wal_start: Lsn,
+        message: &[u8],
+    ) -> Result<Decoded, DecodeError> {
         self.apply(wal_start, pgoutput::decode(message)?)
     }
 
     /// [`Self::decode`] without copying the message.
-    pub fn decode_bytes(
+    pub(crate) fn decode_bytes(
         &mut self,
         wal_start: Lsn,
         message: bytes::Bytes,
@@ -251,7 +256,7 @@ impl ChangeDecoder {
                     .collect::<Result<_, DecodeError>>()?;
                 Ok(Decoded::Truncate { tables })
             }
-            Message::Origin { .. } | Message::Type { .. } | Message::Message { .. } => {
+            Message::Origin { .. } | Message::Type { .. } | Message::Logical { .. } => {
                 Ok(Decoded::Other)
             }
         }

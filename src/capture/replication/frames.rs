@@ -6,10 +6,10 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use crate::change::Lsn;
 
 /// Microseconds between the Unix epoch and PostgreSQL's epoch (2000-01-01).
-pub const POSTGRES_EPOCH_OFFSET_MICROS: i64 = 946_684_800_000_000;
+pub(crate) const POSTGRES_EPOCH_OFFSET_MICROS: i64 = 946_684_800_000_000;
 
 #[derive(Debug, PartialEq)]
-pub enum ServerFrame {
+pub(crate) enum ServerFrame {
     /// WAL data: a pgoutput message that starts at `start`.
     XLogData { start: Lsn, payload: Bytes },
     /// `wal_end` is how far the server has sent; it wants an answer when `reply_requested`.
@@ -26,7 +26,7 @@ pub enum FrameError {
     UnknownKind(char),
 }
 
-pub fn parse_server_frame(mut data: Bytes) -> Result<ServerFrame, FrameError> {
+pub(crate) fn parse_server_frame(mut data: Bytes) -> Result<ServerFrame, FrameError> {
     let Some(&kind) = data.first() else {
         return Err(FrameError::Empty);
     };
@@ -66,7 +66,7 @@ pub fn parse_server_frame(mut data: Bytes) -> Result<ServerFrame, FrameError> {
 }
 
 /// A standby status update: everything up to `confirmed` is written, flushed and applied.
-pub fn status_update(confirmed: Lsn, now_unix_micros: i64, reply_requested: bool) -> Bytes {
+pub(crate) fn status_update(confirmed: Lsn, now_unix_micros: i64, reply_requested: bool) -> Bytes {
     let mut frame = BytesMut::with_capacity(34);
     frame.put_u8(b'r');
     frame.put_u64(confirmed.0);
@@ -79,7 +79,7 @@ pub fn status_update(confirmed: Lsn, now_unix_micros: i64, reply_requested: bool
 
 /// What the stream knows when it decides how far to confirm.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct Progress {
+pub(crate) struct Progress {
     /// The highest position the next stage has made durable.
     pub acknowledged: Lsn,
     /// The end of the last transaction handed to the next stage.
@@ -94,7 +94,7 @@ pub struct Progress {
 /// transaction handed on is durable and none is half read, everything the server has sent
 /// is accounted for, so its send position may be confirmed: that keeps an idle slot from
 /// holding WAL while unrelated tables churn.
-pub fn confirmed_position(previous: Lsn, progress: Progress) -> Lsn {
+pub(crate) fn confirmed_position(previous: Lsn, progress: Progress) -> Lsn {
     let idle = !progress.in_transaction && progress.acknowledged >= progress.last_commit_end;
     let target = if idle {
         progress.acknowledged.max(progress.server_sent)

@@ -1,12 +1,15 @@
 //! Replication mode: a hand-built walsender connection reading a pgoutput slot.
 
-pub mod check;
-pub mod decoder;
+mod check;
+mod decoder;
 mod frames;
-pub mod pgoutput;
-pub mod setup;
-pub mod stream;
+mod pgoutput;
+mod setup;
+mod stream;
 mod transport;
-pub mod wire;
+mod wire;
 
+pub use check::check;
+pub use setup::setup;
 pub use stream::{CaptureError, ReplicationSource, SlotKind};
+pub use wire::{ConnectionError, ReplicationConnection};

@@ -17,14 +17,14 @@ use crate::change::Lsn;
 
 /// Microseconds between the Unix epoch and PostgreSQL's epoch (2000-01-01 00:00:00 UTC),
 /// in which pgoutput and the streaming replication protocol express timestamps.
-pub const POSTGRES_EPOCH_UNIX_MICROS: i64 = 946_684_800_000_000;
+pub(crate) const POSTGRES_EPOCH_UNIX_MICROS: i64 = 946_684_800_000_000;
 
 /// Column flag: the column is part of the relation's replica identity (its key).
-pub const COLUMN_FLAG_KEY: u8 = 1;
+pub(crate) const COLUMN_FLAG_KEY: u8 = 1;
 
 /// One decoded pgoutput message.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Message {
+pub(crate) enum Message {
     Begin(Begin),
     Commit(Commit),
     /// The origin of the transaction, when it was replicated from elsewhere.
@@ -58,7 +58,7 @@ pub enum Message {
         relation_oids: Vec<u32>,
     },
     /// A message written with `pg_logical_emit_message` (only with `messages 'true'`).
-    Message {
+    Logical {
         transactional: bool,
         lsn: Lsn,
         prefix: String,
@@ -67,7 +67,7 @@ pub enum Message {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Begin {
+pub(crate) struct Begin {
     /// The LSN of the transaction's commit record.
     pub final_lsn: Lsn,
     /// Commit time, microseconds since 2000-01-01 00:00:00 UTC.
@@ -76,7 +76,7 @@ pub struct Begin {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Commit {
+pub(crate) struct Commit {
     /// Unused by PostgreSQL so far (always 0).
     pub flags: u8,
     pub commit_lsn: Lsn,
@@ -88,7 +88,7 @@ pub struct Commit {
 
 /// A table's description, sent before its first change and after every definition change.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Relation {
+pub(crate) struct Relation {
     pub oid: u32,
     /// The schema; PostgreSQL sends an empty string for `pg_catalog`, decoded as `pg_catalog`.
     pub namespace: String,
@@ -100,7 +100,7 @@ pub struct Relation {
 
 /// `pg_class.relreplident`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ReplicaIdentity {
+pub(crate) enum ReplicaIdentity {
     /// `'d'`: the primary key.
     Default,
     /// `'n'`: none.
@@ -112,7 +112,7 @@ pub enum ReplicaIdentity {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Column {
+pub(crate) struct Column {
     pub flags: u8,
     pub name: String,
     pub type_oid: u32,
@@ -122,17 +122,17 @@ pub struct Column {
 
 impl Column {
     /// Whether the column belongs to the replica identity (every column under FULL).
-    pub fn is_key(&self) -> bool {
+    pub(crate) fn is_key(&self) -> bool {
         self.flags & COLUMN_FLAG_KEY != 0
     }
 }
 
 /// The values of one row, one per relation column, in column order.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Tuple(pub Vec<ColumnValue>);
+pub(crate) struct Tuple(pub Vec<ColumnValue>);
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ColumnValue {
+pub(crate) enum ColumnValue {
     /// `'n'`.
     Null,
     /// `'u'`: a TOASTed value the change did not touch, so the WAL does not carry it.
@@ -145,13 +145,13 @@ pub enum ColumnValue {
 
 /// The old row of an update or delete.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct OldTuple {
+pub(crate) struct OldTuple {
     pub kind: OldTupleKind,
     pub tuple: Tuple,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum OldTupleKind {
+pub(crate) enum OldTupleKind {
     /// `'K'`: replica-identity columns carry old values, the others are null.
     Key,
     /// `'O'`: the whole old row (REPLICA IDENTITY FULL).
@@ -225,13 +225,14 @@ fn describe_byte(byte: u8) -> String {
     }
 }
 
+#[cfg(test)]
 /// Decodes one message, copying it once into a shared buffer that column values slice.
-pub fn decode(message: &[u8]) -> Result<Message, DecodeError> {
+pub(crate) fn decode(message: &[u8]) -> Result<Message, DecodeError> {
     decode_bytes(Bytes::copy_from_slice(message))
 }
 
 /// Decodes one message without copying it: column values are slices of `message`.
-pub fn decode_bytes(message: Bytes) -> Result<Message, DecodeError> {
+pub(crate) fn decode_bytes(message: Bytes) -> Result<Message, DecodeError> {
     let (&tag, _) = message.split_first().ok_or(DecodeError::Empty)?;
     let name = match tag {
         b'B' => "Begin",
@@ -317,7 +318,7 @@ pub fn decode_bytes(message: Bytes) -> Result<Message, DecodeError> {
             let lsn = reader.lsn("message LSN")?;
             let prefix = reader.string("prefix")?;
             let length = reader.length("content length")?;
-            Message::Message {
+            Message::Logical {
                 transactional: flags & 1 != 0,
                 lsn,
                 prefix,

@@ -262,14 +262,14 @@ fn decodes_origin_type_and_logical_messages() {
     );
     assert_eq!(
         decode(&logical_message(1, b"hello\0world")),
-        Ok(Message::Message {
+        Ok(Message::Logical {
             transactional: true,
             lsn: Lsn(0x16B_3748),
             prefix: "rowhook".to_owned(),
             content: Bytes::from_static(b"hello\0world"),
         })
     );
-    let Ok(Message::Message { transactional, .. }) = decode(&logical_message(0, b"")) else {
+    let Ok(Message::Logical { transactional, .. }) = decode(&logical_message(0, b"")) else {
         panic!("expected a logical message");
     };
     assert!(!transactional);

@@ -120,6 +120,8 @@ impl ReplicationSource {
         let mut confirmed = self.start;
         let temporary = matches!(self.slot, SlotKind::Temporary { .. });
         let mut reconnect = Reconnect::new("replication stream", self.status.as_ref());
+        // One decoder for every connection: relation descriptions carry over.
+        let mut decoder = ChangeDecoder::new();
         let outcome = loop {
             let result = self
                 .stream(
@@ -128,6 +130,7 @@ impl ReplicationSource {
                     &mut shutdown,
                     &mut confirmed,
                     &mut reconnect,
+                    &mut decoder,
                 )
                 .await;
             match result {
@@ -155,7 +158,10 @@ impl ReplicationSource {
         shutdown: &mut Shutdown,
         confirmed: &mut Lsn,
         reconnect: &mut Reconnect<'_>,
+        decoder: &mut ChangeDecoder,
     ) -> Result<(), CaptureError> {
+        // A transaction the last connection broke off is sent again from its Begin.
+        decoder.abandon_transaction();
         reconnect.publish(CaptureState::Connecting);
         let mut connection = ReplicationConnection::connect(&self.url, "rowhook").await?;
         let start = match &self.slot {
@@ -202,7 +208,9 @@ impl ReplicationSource {
             last_status: Instant::now(),
             last_status_position: start,
         };
-        let result = session.pump(output, acknowledgements, shutdown).await;
+        let result = session
+            .pump(output, acknowledgements, shutdown, decoder)
+            .await;
         *confirmed = session.confirmed;
         if result.is_ok() {
             session.connection.terminate().await;
@@ -254,8 +262,8 @@ impl Session<'_> {
         output: &mpsc::Sender<Captured>,
         acknowledgements: &mut Acknowledgements,
         shutdown: &mut Shutdown,
+        decoder: &mut ChangeDecoder,
     ) -> Result<(), CaptureError> {
-        let mut decoder = ChangeDecoder::new();
         let mut ticker = tokio::time::interval(TICK);
         loop {
             tokio::select! {

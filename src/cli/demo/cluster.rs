@@ -18,7 +18,7 @@ const OWNER: &str = "postgres";
 
 /// The directory holding `initdb`, `pg_ctl` and `postgres`: `ROWHOOK_PG_BINDIR`, else
 /// `pg_config --bindir`, else the highest version under `/usr/lib/postgresql`.
-pub fn find_bindir() -> anyhow::Result<PathBuf> {
+pub(crate) fn find_bindir() -> anyhow::Result<PathBuf> {
     if let Some(directory) = std::env::var_os("ROWHOOK_PG_BINDIR") {
         let directory = PathBuf::from(directory);
         if has_server(&directory) {
@@ -64,7 +64,7 @@ fn has_server(directory: &Path) -> bool {
 }
 
 /// The `…/<version>/bin` directory with the highest version (`16` above `9.6`).
-pub fn highest_version(directories: Vec<PathBuf>) -> Option<PathBuf> {
+pub(crate) fn highest_version(directories: Vec<PathBuf>) -> Option<PathBuf> {
     let version = |directory: &PathBuf| -> Vec<u32> {
         directory
             .parent()
@@ -82,7 +82,7 @@ pub fn highest_version(directories: Vec<PathBuf>) -> Option<PathBuf> {
 
 /// A cluster in `root/data`, logging to `root/postgres.log`, listening on 127.0.0.1.
 #[derive(Clone, Debug)]
-pub struct Cluster {
+pub(crate) struct Cluster {
     bindir: PathBuf,
     root: PathBuf,
     pub port: u16,
@@ -92,7 +92,7 @@ pub struct Cluster {
 
 impl Cluster {
     /// Chooses the port and, as root, hands `root` to the `postgres` user. Starts nothing.
-    pub fn new(bindir: PathBuf, root: &Path) -> anyhow::Result<Cluster> {
+    pub(crate) fn new(bindir: PathBuf, root: &Path) -> anyhow::Result<Cluster> {
         let as_owner = is_root()?;
         if as_owner {
             let handed = std::process::Command::new("chown")
@@ -121,7 +121,7 @@ impl Cluster {
         })
     }
 
-    pub fn bindir(&self) -> &Path {
+    pub(crate) fn bindir(&self) -> &Path {
         &self.bindir
     }
 
@@ -134,12 +134,12 @@ impl Cluster {
     }
 
     /// A URL for `database` as the `postgres` superuser (trusted on loopback).
-    pub fn url(&self, database: &str) -> String {
+    pub(crate) fn url(&self, database: &str) -> String {
         format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)
     }
 
     /// initdb, then the settings the demo needs.
-    pub async fn initialize(&self) -> anyhow::Result<()> {
+    pub(crate) async fn initialize(&self) -> anyhow::Result<()> {
         let data = self.data();
         let mut initdb = self.server_program("initdb");
         initdb
@@ -177,7 +177,7 @@ impl Cluster {
         Ok(())
     }
 
-    pub async fn start(&self) -> anyhow::Result<()> {
+    pub(crate) async fn start(&self) -> anyhow::Result<()> {
         let output = self
             .pg_ctl(&["start", "-w", "-t", "60"])
             .await
@@ -197,7 +197,7 @@ impl Cluster {
 
     /// Stops the server if it runs: fast (sessions ended, clean shutdown), else
     /// immediate. Returns whether there was a server to stop.
-    pub async fn stop(&self) -> anyhow::Result<bool> {
+    pub(crate) async fn stop(&self) -> anyhow::Result<bool> {
         if !self.data().join("postmaster.pid").exists() {
             return Ok(false);
         }
@@ -213,7 +213,7 @@ impl Cluster {
     }
 
     /// Stops the server immediately, blocking: for when the orderly path was skipped.
-    pub fn stop_at_once(&self) {
+    pub(crate) fn stop_at_once(&self) {
         if self.data().join("postmaster.pid").exists() {
             let _ = self
                 .pg_ctl_command(&["stop", "-m", "immediate", "-w", "-t", "30"])

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
 use rowhook::change::quote_identifier;
+use rowhook::postgres;
 use rowhook::postgres::DatabaseUrl;
-use rowhook::postgres::connection;
 use tokio_postgres::error::SqlState;
 
 use crate::cli::Failure;
@@ -15,7 +15,7 @@ use crate::cli::Failure;
 const IN_USE_WAIT: Duration = Duration::from_secs(15);
 
 #[derive(Clone, Debug)]
-pub struct ExternalDatabase {
+pub(crate) struct ExternalDatabase {
     server: DatabaseUrl,
     /// Also the name of the demo's slot and publication.
     pub name: String,
@@ -25,7 +25,7 @@ pub struct ExternalDatabase {
 
 impl ExternalDatabase {
     /// Checks the URL (a usage error when it does not parse); creates nothing.
-    pub fn new(server_url: &str, name: &str) -> Result<ExternalDatabase, Failure> {
+    pub(crate) fn new(server_url: &str, name: &str) -> Result<ExternalDatabase, Failure> {
         let invalid = |error: rowhook::postgres::DatabaseUrlError| {
             Failure::Configuration(vec![format!("error: --database-url: {error}")])
         };
@@ -45,17 +45,17 @@ impl ExternalDatabase {
     }
 
     /// Where the server is, for the story (no password).
-    pub fn server_address(&self) -> String {
-        connection::display_address(&self.server)
+    pub(crate) fn server_address(&self) -> String {
+        postgres::display_address(&self.server)
     }
 
     /// Checks that the server can do logical replication, then creates the database.
-    pub async fn create(&self) -> anyhow::Result<()> {
-        let client = connection::connect(&self.server).await?;
+    pub(crate) async fn create(&self) -> anyhow::Result<()> {
+        let client = postgres::connect(&self.server).await?;
         let wal_level: String = client
             .query_one("SHOW wal_level", &[])
             .await
-            .map_err(|error| anyhow!("{}", connection::describe(&error)))?
+            .map_err(|error| anyhow!("{}", postgres::describe(&error)))?
             .get(0);
         if wal_level != "logical" {
             bail!(
@@ -68,14 +68,14 @@ impl ExternalDatabase {
         client
             .batch_execute(&format!("CREATE DATABASE {}", quote_identifier(&self.name)))
             .await
-            .map_err(|error| anyhow!("{}", connection::describe(&error)))
+            .map_err(|error| anyhow!("{}", postgres::describe(&error)))
             .with_context(|| format!("cannot create database {}", self.name))
     }
 
     /// Drops the demo's slot (it would pin WAL on the whole server, and a database with
     /// a slot cannot be dropped), then the database with its tables and publication.
-    pub async fn drop_all(&self) -> anyhow::Result<()> {
-        let client = connection::connect(&self.server).await?;
+    pub(crate) async fn drop_all(&self) -> anyhow::Result<()> {
+        let client = postgres::connect(&self.server).await?;
         let drop_slot = format!(
             "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots \
              WHERE slot_name = '{}'",
@@ -95,7 +95,7 @@ impl ExternalDatabase {
                         tokio::time::sleep(Duration::from_millis(200)).await;
                     }
                     Err(error) => {
-                        return Err(anyhow!("{}", connection::describe(&error)))
+                        return Err(anyhow!("{}", postgres::describe(&error)))
                             .with_context(|| format!("cannot run {statement}"));
                     }
                 }
@@ -107,7 +107,7 @@ impl ExternalDatabase {
 
 /// `url` pointing at `database` instead: libpq lets a later `dbname` override an
 /// earlier one, as a query parameter of a URL or as another key=value pair.
-pub fn url_with_database(url: &str, database: &str) -> String {
+pub(crate) fn url_with_database(url: &str, database: &str) -> String {
     let url = url.trim();
     let is_url = ["postgres://", "postgresql://"]
         .iter()

@@ -23,8 +23,8 @@ use anyhow::{Context, anyhow, bail};
 use rowhook::capture::replication;
 use rowhook::config::{self, Config};
 use rowhook::event::Status;
+use rowhook::postgres;
 use rowhook::postgres::DatabaseUrl;
-use rowhook::postgres::connection;
 use rowhook::receive::{self, ReceiveError, Receiver};
 use rowhook::route::Router;
 use rowhook::service;
@@ -41,7 +41,7 @@ use story::{Story, indented, say};
 /// The database the demo creates in its throwaway cluster.
 const CLUSTER_DATABASE: &str = "shop";
 
-pub async fn run(database_url: Option<&str>) -> Result<(), Failure> {
+pub(crate) async fn run(database_url: Option<&str>) -> Result<(), Failure> {
     // Also the name of the slot and the publication, which must not collide with
     // another demo's on a shared server.
     let name = format!("rowhook_demo_{}", std::process::id());
@@ -97,8 +97,8 @@ async fn show(
     stop_if_interrupted(&interrupted)?;
 
     let url = DatabaseUrl::parse(&database_url).context("the demo database URL")?;
-    let client = connection::connect(&url).await?;
-    let sql_error = |error: tokio_postgres::Error| anyhow!("{}", connection::describe(&error));
+    let client = postgres::connect(&url).await?;
+    let sql_error = |error: tokio_postgres::Error| anyhow!("{}", postgres::describe(&error));
     let version: String = client
         .query_one("SHOW server_version", &[])
         .await
@@ -133,7 +133,7 @@ async fn show(
         indented(&shop::webhooks_text(receiver), "  ")
     ));
     // FULL, so that updates carry the old row and which columns changed.
-    for line in replication::setup::setup(&client, &config, true).await? {
+    for line in replication::setup(&client, &config, true).await? {
         say(format_args!("rowhook setup: {line}\n"));
     }
     stop_if_interrupted(&interrupted)?;
@@ -189,11 +189,11 @@ async fn start_cluster(
     stop_if_interrupted(interrupted)?;
     cluster.start().await?;
     let server = DatabaseUrl::parse(&cluster.url("postgres"))?;
-    connection::connect(&server)
+    postgres::connect(&server)
         .await?
         .batch_execute(&format!("CREATE DATABASE {CLUSTER_DATABASE}"))
         .await
-        .map_err(|error| anyhow!("{}", connection::describe(&error)))
+        .map_err(|error| anyhow!("{}", postgres::describe(&error)))
         .context("cannot create the demo database")?;
     Ok(cluster.url(CLUSTER_DATABASE))
 }

@@ -11,18 +11,18 @@ use axum::http::StatusCode;
 use rowhook::receive::ReceivedRequest;
 
 /// The schema, from `sql/shop.sql`.
-pub const SCHEMA: &str = include_str!("../../../sql/shop.sql");
+pub(crate) const SCHEMA: &str = include_str!("../../../sql/shop.sql");
 
 /// The tables in [`SCHEMA`], for the story.
-pub const TABLES: &str = "customers, orders, callback_requests";
+pub(crate) const TABLES: &str = "customers, orders, callback_requests";
 
 /// The secret every demo webhook signs with and the receiver verifies with. Public on
 /// purpose: it signs requests to a loopback receiver that lives as long as the demo.
-pub const SECRET: &str = "whsec_cm93aG9vayBkZW1vIGtleTogbmV2ZXIgdXNlIGluIHByb2R1Y3Rpb24=";
+pub(crate) const SECRET: &str = "whsec_cm93aG9vayBkZW1vIGtleTogbmV2ZXIgdXNlIGluIHByb2R1Y3Rpb24=";
 
-pub const WAREHOUSE: &str = "order-to-warehouse";
-pub const BILLING: &str = "order-paid-to-billing";
-pub const CRM: &str = "callback-to-crm";
+pub(crate) const WAREHOUSE: &str = "order-to-warehouse";
+pub(crate) const BILLING: &str = "order-paid-to-billing";
+pub(crate) const CRM: &str = "callback-to-crm";
 
 /// The receiver's path prefix for each webhook.
 const ENDPOINTS: [(&str, &str); 3] = [
@@ -32,7 +32,7 @@ const ENDPOINTS: [(&str, &str); 3] = [
 ];
 
 /// The webhook whose endpoint `target` (path and query) is.
-pub fn webhook_for(target: &str) -> Option<&'static str> {
+pub(crate) fn webhook_for(target: &str) -> Option<&'static str> {
     ENDPOINTS
         .iter()
         .find(|(prefix, _)| target.starts_with(prefix))
@@ -40,7 +40,7 @@ pub fn webhook_for(target: &str) -> Option<&'static str> {
 }
 
 /// Where the generated configuration points.
-pub struct Settings<'a> {
+pub(crate) struct Settings<'a> {
     /// The demo database (a libpq URL).
     pub database_url: &'a str,
     /// The name of the slot and of the publication.
@@ -50,7 +50,7 @@ pub struct Settings<'a> {
 }
 
 /// The whole configuration file: connection and store, then [`webhooks_text`].
-pub fn config_text(settings: &Settings) -> String {
+pub(crate) fn config_text(settings: &Settings) -> String {
     format!(
         "# Written by `rowhook demo`; removed when the demo ends.\n\
          [source]\n\
@@ -70,7 +70,7 @@ pub fn config_text(settings: &Settings) -> String {
 }
 
 /// The models, the retry schedule and the three webhooks: the part worth reading.
-pub fn webhooks_text(receiver: SocketAddr) -> String {
+pub(crate) fn webhooks_text(receiver: SocketAddr) -> String {
     let base = format!("http://{receiver}");
     format!(
         r#"[models.order]
@@ -118,14 +118,14 @@ fn toml_string(text: &str) -> String {
 }
 
 /// One change the demo makes, and how many requests it causes.
-pub struct Step {
+pub(crate) struct Step {
     pub story: &'static str,
     pub sql: &'static str,
     /// Requests the receiver gets, failed attempts included.
     pub deliveries: usize,
 }
 
-pub const STEPS: [Step; 4] = [
+pub(crate) const STEPS: [Step; 4] = [
     Step {
         story: "Ada signs up and orders tea and a mug, in one transaction.",
         sql: "BEGIN;\n\
@@ -159,12 +159,12 @@ pub const STEPS: [Step; 4] = [
 /// How the receiver answers: billing fails each event's first attempt with 503, so the
 /// demo shows a retry; everything else is accepted.
 #[derive(Default)]
-pub struct Answers {
+pub(crate) struct Answers {
     failed_once: Mutex<HashSet<String>>,
 }
 
 impl Answers {
-    pub fn answer(&self, request: &ReceivedRequest) -> StatusCode {
+    pub(crate) fn answer(&self, request: &ReceivedRequest) -> StatusCode {
         if webhook_for(&request.target) != Some(BILLING) {
             return StatusCode::OK;
         }

@@ -10,7 +10,7 @@ use anyhow::{Context, anyhow, bail};
 use rowhook::config::Config;
 use rowhook::event::Status;
 use rowhook::history::{self, EventSummary};
-use rowhook::postgres::connection;
+use rowhook::postgres;
 use rowhook::receive::{self, JsonLayout, Receipt};
 use rowhook::shutdown::Shutdown;
 use rowhook::store::{EventQuery, EventStore};
@@ -28,7 +28,7 @@ const SETTLE_WAIT: Duration = Duration::from_secs(15);
 const SHOWN_HEADERS: [&str; 2] = ["webhook-id", "content-type"];
 
 /// Everything the story waits on.
-pub struct Story {
+pub(crate) struct Story {
     pub receipts: UnboundedReceiver<Receipt>,
     pub receiver: SocketAddr,
     /// SIGINT or SIGTERM.
@@ -39,7 +39,7 @@ pub struct Story {
 
 impl Story {
     /// Makes each change and prints the requests it causes as they arrive.
-    pub async fn make_changes(&mut self, client: &Client) -> anyhow::Result<()> {
+    pub(crate) async fn make_changes(&mut self, client: &Client) -> anyhow::Result<()> {
         for (number, step) in STEPS.iter().enumerate() {
             say(format_args!(
                 "\n{}. {}\n{}",
@@ -50,7 +50,7 @@ impl Story {
             client
                 .batch_execute(step.sql)
                 .await
-                .map_err(|error| anyhow!("{}", connection::describe(&error)))
+                .map_err(|error| anyhow!("{}", postgres::describe(&error)))
                 .with_context(|| format!("step {} failed", number + 1))?;
             for _ in 0..step.deliveries {
                 let receipt = self.next_receipt().await?;
@@ -77,7 +77,7 @@ impl Story {
     }
 
     /// Waits until no event is pending any more; returns them all, newest first.
-    pub async fn wait_until_settled(
+    pub(crate) async fn wait_until_settled(
         &mut self,
         store: &dyn EventStore,
     ) -> anyhow::Result<Vec<EventSummary>> {
@@ -104,18 +104,18 @@ impl Story {
 
 /// Writes to stdout. Unlike `print!`, which panics on a closed stdout
 /// (`rowhook demo | head`) and so would skip the clean-up, it ignores write errors.
-pub fn say(text: std::fmt::Arguments) {
+pub(crate) fn say(text: std::fmt::Arguments) {
     let mut stdout = std::io::stdout().lock();
     let _ = stdout.write_fmt(text).and_then(|()| stdout.flush());
 }
 
-pub fn interrupted() -> anyhow::Error {
+pub(crate) fn interrupted() -> anyhow::Error {
     anyhow!("interrupted")
 }
 
 /// One request as the story shows it: webhook, method, URL and answer on the first
 /// line, then the event id, content type, signature verdict and body.
-pub fn receipt_text(receipt: &Receipt, receiver: SocketAddr) -> String {
+pub(crate) fn receipt_text(receipt: &Receipt, receiver: SocketAddr) -> String {
     let request = &receipt.request;
     let webhook = shop::webhook_for(&request.target).unwrap_or("unknown endpoint");
     let mut text = format!(
@@ -137,7 +137,7 @@ pub fn receipt_text(receipt: &Receipt, receiver: SocketAddr) -> String {
 
 /// `rowhook events list` for every event, then `rowhook events show` for each event that
 /// needed more than one attempt.
-pub async fn attempt_log(
+pub(crate) async fn attempt_log(
     events: &[EventSummary],
     store: &dyn EventStore,
     config: &Config,
@@ -158,7 +158,7 @@ pub async fn attempt_log(
 }
 
 /// Each line of `text` behind `indent`; empty lines stay empty.
-pub fn indented(text: &str, indent: &str) -> String {
+pub(crate) fn indented(text: &str, indent: &str) -> String {
     let mut result = String::new();
     for line in text.lines() {
         if !line.is_empty() {

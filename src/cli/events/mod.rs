@@ -6,7 +6,7 @@
 
 mod admin_api;
 mod source;
-pub mod text;
+pub(crate) mod text;
 
 use std::path::Path;
 
@@ -15,10 +15,10 @@ use serde::Serialize;
 
 use super::{Failure, load_config};
 use source::History;
-pub use text::{detail_text, summary_table};
+pub(crate) use text::{detail_text, summary_table};
 
 /// Which events `events list` shows.
-pub struct Filter {
+pub(crate) struct Filter {
     pub webhook: Option<String>,
     pub status: Option<Status>,
     /// 0 means all.
@@ -26,7 +26,7 @@ pub struct Filter {
 }
 
 /// What `events redeliver` queues.
-pub enum Target {
+pub(crate) enum Target {
     Event(String),
     Matching { webhook: String, status: Status },
 }
@@ -36,7 +36,7 @@ fn json<T: Serialize>(value: &T) -> String {
     serde_json::to_string(value).unwrap_or_default()
 }
 
-pub async fn list(path: &Path, filter: &Filter, as_json: bool) -> Result<(), Failure> {
+pub(crate) async fn list(path: &Path, filter: &Filter, as_json: bool) -> Result<(), Failure> {
     let config = load_config(path)?;
     let history = History::open(&config)?;
     let result = history.list(filter).await;
@@ -52,7 +52,7 @@ pub async fn list(path: &Path, filter: &Filter, as_json: bool) -> Result<(), Fai
     Ok(())
 }
 
-pub async fn show(path: &Path, id: &str, as_json: bool) -> Result<(), Failure> {
+pub(crate) async fn show(path: &Path, id: &str, as_json: bool) -> Result<(), Failure> {
     let config = load_config(path)?;
     let history = History::open(&config)?;
     let result = history.show(id).await;
@@ -66,7 +66,7 @@ pub async fn show(path: &Path, id: &str, as_json: bool) -> Result<(), Failure> {
     Ok(())
 }
 
-pub async fn redeliver(path: &Path, target: Target) -> Result<(), Failure> {
+pub(crate) async fn redeliver(path: &Path, target: Target) -> Result<(), Failure> {
     let config = load_config(path)?;
     let history = History::open(&config)?;
     let direct = history.is_direct();

@@ -22,7 +22,7 @@ fn short_time(text: &str) -> String {
 }
 
 /// The listing of `events list`: one row per event.
-pub fn summary_table(summaries: &[EventSummary]) -> String {
+pub(crate) fn summary_table(summaries: &[EventSummary]) -> String {
     let rows: Vec<Vec<String>> = summaries
         .iter()
         .map(|summary| {
@@ -46,7 +46,7 @@ pub fn summary_table(summaries: &[EventSummary]) -> String {
 }
 
 /// Columns padded to their widest cell, two spaces apart; no trailing spaces.
-pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+pub(crate) fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
     let mut widths: Vec<usize> = headers
         .iter()
         .map(|header| header.chars().count())
@@ -77,7 +77,7 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
 }
 
 /// `events show` as text: the event's facts, the request, then each attempt.
-pub fn detail_text(detail: &EventDetail) -> String {
+pub(crate) fn detail_text(detail: &EventDetail) -> String {
     let mut text = String::new();
     let rows = [
         ("event", Some(detail.id.clone())),
@@ -136,7 +136,7 @@ fn attempt_outcome(attempt: &AttemptView) -> String {
 }
 
 /// A request as text: the request line, one header a line, the body.
-pub fn request_text(request: &Request) -> String {
+pub(crate) fn request_text(request: &Request) -> String {
     let mut text = format!("request\n  {} {}\n", request.method, request.url);
     for (name, value) in &request.headers {
         let _ = writeln!(text, "  {name}: {value}");

@@ -84,7 +84,7 @@ async fn every_type_round_trips_to_json() {
         "words": ["a,b", "NULL", null, "with \"quote\" and \\ backslash"],
         "prices": ["1.10", "2.20"], "empty_list": [],
         "flags": [true, false], "moments": ["2026-11-22T10:00:00Z"], "documents": [{"k": 1}],
-        "feeling": "happy", "amount": "5", "nothing": null
+        "feeling": "happy", "amount": 5, "nothing": null
     });
     assert_eq!(event["item"], expected_item);
     // The column order of the table is kept.

@@ -20,4 +20,4 @@ pub use stage::{
     Acknowledgements, Acknowledger, Captured, CommitPosition, acknowledgement_channel,
 };
 pub use status::{CaptureState, CaptureStatus};
-pub use value::to_json;
+pub use value::{TypeCatalog, to_json};

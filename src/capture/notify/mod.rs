@@ -5,7 +5,6 @@ mod check;
 mod error;
 mod outbox;
 mod queries;
-mod record;
 mod setup;
 mod stream;
 

@@ -3,8 +3,7 @@
 
 use serde_json::Value;
 
-use super::record::{RecordError, parse_record};
-use crate::capture::value::{self, type_oid};
+use crate::capture::value::{self, RecordError, TypeCatalog, parse_record, type_oid};
 use crate::change::{Action, Change, Lsn, Position, Row, TableName};
 
 /// The columns of `rowhook.outbox`, as read.
@@ -58,7 +57,7 @@ impl OutboxRow {
     /// The change this row records: the same envelope and the same JSON values as
     /// replication mode with `REPLICA IDENTITY FULL` gives for the same change (the
     /// trigger always sees the whole old row).
-    pub(crate) fn to_change(&self) -> Result<Change, OutboxRowError> {
+    pub(crate) fn to_change(&self, types: &TypeCatalog) -> Result<Change, OutboxRowError> {
         let action = self
             .action
             .parse::<Action>()
@@ -67,7 +66,7 @@ impl OutboxRow {
                 action: self.action.clone(),
             })?;
         let columns = self.parse_columns()?;
-        let row = self.row(&columns, "row", &self.item)?;
+        let row = self.row(types, &columns, "row", &self.item)?;
         let (item, old, changed) = match action {
             Action::Create => (row, None, None),
             Action::Delete => (row.clone(), Some(row), None),
@@ -76,7 +75,7 @@ impl OutboxRow {
                     .old_item
                     .as_deref()
                     .ok_or(OutboxRowError::MissingOld { id: self.id })?;
-                let old = self.row(&columns, "old row", old_text)?;
+                let old = self.row(types, &columns, "old row", old_text)?;
                 let changed = row
                     .iter()
                     .filter(|(name, value)| old.get(name.as_str()) != Some(value))
@@ -128,8 +127,17 @@ impl OutboxRow {
             .collect()
     }
 
+    /// The type OIDs of the row's columns, in order.
+    pub(crate) fn column_types(&self) -> Result<impl Iterator<Item = u32>, OutboxRowError> {
+        Ok(self
+            .parse_columns()?
+            .into_iter()
+            .map(|column| column.type_oid))
+    }
+
     fn row(
         &self,
+        types: &TypeCatalog,
         columns: &[Column],
         which: &'static str,
         text: &str,
@@ -157,7 +165,7 @@ impl OutboxRow {
             .map(|(column, text)| {
                 let value = match text {
                     None => Value::Null,
-                    Some(text) => value::to_json(column.type_oid, &text),
+                    Some(text) => types.to_json(column.type_oid, &text),
                 };
                 (column.name.clone(), value)
             })
@@ -191,7 +199,9 @@ mod tests {
 
     #[test]
     fn a_create_has_typed_values_in_column_order() {
-        let change = outbox_row("create", ROW, None).to_change().unwrap();
+        let change = outbox_row("create", ROW, None)
+            .to_change(&TypeCatalog::default())
+            .unwrap();
         assert_eq!(change.action, Action::Create);
         assert_eq!(
             serde_json::to_string(&change.item).unwrap(),
@@ -206,7 +216,7 @@ mod tests {
     #[test]
     fn an_update_knows_its_old_row_and_what_changed() {
         let change = outbox_row("update", ROW, Some(OLD_ROW))
-            .to_change()
+            .to_change(&TypeCatalog::default())
             .unwrap();
         let old = change.old.unwrap();
         assert_eq!(old["status"], json!("new"));
@@ -219,7 +229,9 @@ mod tests {
 
     #[test]
     fn a_delete_carries_the_old_row_as_item_and_old() {
-        let change = outbox_row("delete", OLD_ROW, None).to_change().unwrap();
+        let change = outbox_row("delete", OLD_ROW, None)
+            .to_change(&TypeCatalog::default())
+            .unwrap();
         assert_eq!(change.action, Action::Delete);
         assert_eq!(change.old.as_ref(), Some(&change.item));
         assert_eq!(change.changed, None);
@@ -227,7 +239,9 @@ mod tests {
 
     #[test]
     fn the_position_is_the_transaction_and_the_low_half_of_the_id() {
-        let change = outbox_row("create", ROW, None).to_change().unwrap();
+        let change = outbox_row("create", ROW, None)
+            .to_change(&TypeCatalog::default())
+            .unwrap();
         assert_eq!(
             change.position,
             Position {
@@ -241,29 +255,40 @@ mod tests {
     fn tables_without_columns() {
         let mut row = outbox_row("create", "()", None);
         row.columns = "{}".to_string();
-        assert!(row.to_change().unwrap().item.is_empty());
+        assert!(
+            row.to_change(&TypeCatalog::default())
+                .unwrap()
+                .item
+                .is_empty()
+        );
     }
 
     #[test]
     fn bad_rows_are_named_errors() {
-        let error = outbox_row("upsert", ROW, None).to_change().unwrap_err();
+        let error = outbox_row("upsert", ROW, None)
+            .to_change(&TypeCatalog::default())
+            .unwrap_err();
         assert!(error.to_string().contains("unknown action \"upsert\""));
-        let error = outbox_row("create", "(1,2)", None).to_change().unwrap_err();
+        let error = outbox_row("create", "(1,2)", None)
+            .to_change(&TypeCatalog::default())
+            .unwrap_err();
         assert_eq!(
             error.to_string(),
             "outbox row 4294967303: row has 2 values for 6 columns"
         );
-        let error = outbox_row("update", ROW, None).to_change().unwrap_err();
+        let error = outbox_row("update", ROW, None)
+            .to_change(&TypeCatalog::default())
+            .unwrap_err();
         assert!(matches!(error, OutboxRowError::MissingOld { .. }));
         let mut row = outbox_row("create", ROW, None);
         row.columns = "{id}".to_string();
         assert!(matches!(
-            row.to_change(),
+            row.to_change(&TypeCatalog::default()),
             Err(OutboxRowError::Columns { .. })
         ));
         let row = outbox_row("create", "(1", None);
         assert!(matches!(
-            row.to_change(),
+            row.to_change(&TypeCatalog::default()),
             Err(OutboxRowError::Record { .. })
         ));
     }

@@ -13,7 +13,7 @@
 //! One drainer per outbox: the session holds an advisory lock, and a second `rowhook run`
 //! on the same database waits (retrying) instead of delivering everything twice.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
@@ -21,11 +21,13 @@ use tokio_postgres::{Client, Row, Statement};
 use tracing::{debug, error, info, warn};
 
 use super::error::{NotifyError, query_error};
+use super::outbox::OutboxRow;
 use super::queries::{DELETE, FETCH, REJECT, read_row};
 use crate::capture::reconnect::{Next, Reconnect};
 use crate::capture::stage::{Acknowledgements, Captured, CommitPosition};
 use crate::capture::status::CaptureStatus;
-use crate::change::Lsn;
+use crate::capture::value::TypeCatalog;
+use crate::change::{Lsn, TableName};
 use crate::postgres::{self, DatabaseUrl};
 use crate::shutdown::Shutdown;
 
@@ -63,6 +65,10 @@ struct Progress {
     next_batch: u64,
     /// Peeking (`tail`) never deletes, so it never walks back: the id it has read up to.
     peek_cursor: Option<i64>,
+    /// The user-defined column types met so far, and each table's column list when they
+    /// were read: a new list (after ALTER TABLE or ALTER TYPE) reads them again.
+    types: TypeCatalog,
+    column_lists: HashMap<TableName, String>,
 }
 
 impl NotifySource {
@@ -78,6 +84,8 @@ impl NotifySource {
             pending: VecDeque::new(),
             next_batch: 1,
             peek_cursor: None,
+            types: TypeCatalog::default(),
+            column_lists: HashMap::new(),
         };
         let mut reconnect = Reconnect::new("outbox", self.status.as_ref());
         let mut last_client = None;
@@ -236,11 +244,15 @@ impl NotifySource {
     ) -> Result<Option<i64>, NotifyError> {
         let mut ids = Vec::with_capacity(rows.len());
         let mut wal_position = Lsn(0);
-        for row in rows {
-            let id: i64 = row.get(0);
-            let read = read_row(row).and_then(|outbox_row| {
+        let read: Vec<(i64, Result<OutboxRow, NotifyError>)> =
+            rows.iter().map(|row| (row.get(0), read_row(row))).collect();
+        learn_types(client, &read, progress).await?;
+        for (id, outbox_row) in read {
+            let read = outbox_row.and_then(|outbox_row| {
                 wal_position = outbox_row.wal_position;
-                outbox_row.to_change().map_err(NotifyError::from)
+                outbox_row
+                    .to_change(&progress.types)
+                    .map_err(NotifyError::from)
             });
             let change = match read {
                 Ok(change) => change,
@@ -389,4 +401,30 @@ fn acknowledged_batch(acknowledgements: &Acknowledgements) -> u64 {
         CommitPosition::OutboxBatch(batch) => batch,
         CommitPosition::Start | CommitPosition::Wal(_) => 0,
     }
+}
+
+/// Reads the user-defined types of tables whose column list is new to this stream, before
+/// their rows convert: one catalog query for a batch, none once the lists are known.
+async fn learn_types(
+    client: &Client,
+    read: &[(i64, Result<OutboxRow, NotifyError>)],
+    progress: &mut Progress,
+) -> Result<(), NotifyError> {
+    let mut wanted = BTreeSet::new();
+    for outbox_row in read.iter().filter_map(|(_, row)| row.as_ref().ok()) {
+        if progress.column_lists.get(&outbox_row.table) == Some(&outbox_row.columns) {
+            continue;
+        }
+        if let Ok(types) = outbox_row.column_types() {
+            wanted.extend(types.filter(|oid| TypeCatalog::is_user_defined(*oid)));
+        }
+        progress
+            .column_lists
+            .insert(outbox_row.table.clone(), outbox_row.columns.clone());
+    }
+    progress
+        .types
+        .load(client, wanted)
+        .await
+        .map_err(query_error("reading column types from the catalog"))
 }

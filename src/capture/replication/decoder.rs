@@ -26,7 +26,7 @@
 //!   not do) is kept as its bytes in `\x…` hex text, since no type's binary format is
 //!   interpreted here.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::fmt::Write as _;
 
 use serde_json::Value;
@@ -34,7 +34,7 @@ use serde_json::Value;
 use crate::capture::replication::pgoutput::{
     self, ColumnValue, Message, OldTuple, OldTupleKind, Tuple,
 };
-use crate::capture::value;
+use crate::capture::value::TypeCatalog;
 use crate::change::{Action, Change, Lsn, Position, Row, TableName};
 
 /// What one pgoutput message meant.
@@ -55,6 +55,11 @@ pub(crate) enum Decoded {
     Commit {
         commit_lsn: Lsn,
         end_lsn: Lsn,
+    },
+    /// A relation was described (again); before its rows decode, the catalog must know
+    /// these user-defined column types, read afresh as they may have changed.
+    Described {
+        user_types: BTreeSet<u32>,
     },
     /// `TRUNCATE` of these tables (no per-row changes are sent for it).
     Truncate {
@@ -105,6 +110,8 @@ pub enum DecodeError {
 pub(crate) struct ChangeDecoder {
     relations: HashMap<u32, CachedRelation>,
     transaction: Option<Transaction>,
+    /// User-defined column types, filled by the stream on [`Decoded::Described`].
+    types: TypeCatalog,
 }
 
 /// A relation as last described, prepared once for building rows.
@@ -136,6 +143,10 @@ impl ChangeDecoder {
     /// Forgets a transaction left open when the connection broke: the server sends it
     /// again, from its Begin, after a reconnect. Relation descriptions are kept (they are
     /// sent again anyway before their next use).
+    pub(crate) fn types_mut(&mut self) -> &mut TypeCatalog {
+        &mut self.types
+    }
+
     pub(crate) fn abandon_transaction(&mut self) {
         self.transaction = None;
     }
@@ -209,16 +220,28 @@ impl ChangeDecoder {
                     })
                     .collect();
                 let table = TableName::new(relation.namespace, relation.name);
+                let relation_types = CachedRelation { table, columns };
+                let user_types = relation_types
+                    .columns
+                    .iter()
+                    .map(|column| column.type_oid)
+                    .filter(|oid| TypeCatalog::is_user_defined(*oid))
+                    .collect();
                 // A later description of the same OID (after ALTER TABLE) replaces the old one.
-                self.relations
-                    .insert(relation.oid, CachedRelation { table, columns });
-                Ok(Decoded::Other)
+                self.relations.insert(relation.oid, relation_types);
+                Ok(Decoded::Described { user_types })
             }
             Message::Insert { relation_oid, new } => {
                 let stamp = stamp(&mut self.transaction, "Insert", wal_start)?;
                 let relation = lookup(&self.relations, "Insert", relation_oid)?;
                 relation.check_count("Insert", "new", &new)?;
-                Ok(relation.change(Action::Create, relation.row(&new), None, None, stamp))
+                Ok(relation.change(
+                    Action::Create,
+                    relation.row(&self.types, &new),
+                    None,
+                    None,
+                    stamp,
+                ))
             }
             Message::Update {
                 relation_oid,
@@ -229,10 +252,10 @@ impl ChangeDecoder {
                 let relation = lookup(&self.relations, "Update", relation_oid)?;
                 relation.check_count("Update", "new", &new)?;
                 let (item, old, changed) = match old {
-                    None => (relation.row(&new), None, None),
+                    None => (relation.row(&self.types, &new), None, None),
                     Some(old) => {
                         relation.check_count("Update", old_tuple_name(&old), &old.tuple)?;
-                        relation.update_with_old(&old, &new)
+                        relation.update_with_old(&self.types, &old, &new)
                     }
                 };
                 Ok(relation.change(Action::Update, item, old, changed, stamp))
@@ -241,7 +264,7 @@ impl ChangeDecoder {
                 let stamp = stamp(&mut self.transaction, "Delete", wal_start)?;
                 let relation = lookup(&self.relations, "Delete", relation_oid)?;
                 relation.check_count("Delete", old_tuple_name(&old), &old.tuple)?;
-                let row = relation.row(&old.tuple);
+                let row = relation.row(&self.types, &old.tuple);
                 Ok(relation.change(Action::Delete, row.clone(), Some(row), None, stamp))
             }
             Message::Truncate { relation_oids, .. } => {
@@ -340,11 +363,11 @@ impl CachedRelation {
     }
 
     /// A column's value as JSON; `None` for an unchanged TOASTed value.
-    fn value(column: &CachedColumn, value: &ColumnValue) -> Option<Value> {
+    fn value(types: &TypeCatalog, column: &CachedColumn, value: &ColumnValue) -> Option<Value> {
         Some(match value {
             ColumnValue::Null => Value::Null,
             ColumnValue::UnchangedToast => return None,
-            ColumnValue::Text(text) => value::bytes_to_json(column.type_oid, text),
+            ColumnValue::Text(text) => types.bytes_to_json(column.type_oid, text),
             ColumnValue::Binary(bytes) => {
                 let mut hex = String::with_capacity(2 + 2 * bytes.len());
                 hex.push_str("\\x");
@@ -358,10 +381,10 @@ impl CachedRelation {
     }
 
     /// A row from one tuple (whose count was checked), unchanged TOAST as the marker.
-    fn row(&self, tuple: &Tuple) -> Row {
+    fn row(&self, types: &TypeCatalog, tuple: &Tuple) -> Row {
         let mut row = Row::with_capacity(self.columns.len());
         for (column, value) in self.columns.iter().zip(&tuple.0) {
-            let value = Self::value(column, value).unwrap_or_else(unchanged_toast);
+            let value = Self::value(types, column, value).unwrap_or_else(unchanged_toast);
             row.insert(column.name.clone(), value);
         }
         row
@@ -390,6 +413,7 @@ impl CachedRelation {
     /// An update's (item, old, changed) when an old tuple came with it (counts checked).
     fn update_with_old(
         &self,
+        types: &TypeCatalog,
         old: &OldTuple,
         new: &Tuple,
     ) -> (Row, Option<Row>, Option<Vec<String>>) {
@@ -398,12 +422,14 @@ impl CachedRelation {
             .columns
             .iter()
             .zip(&old.tuple.0)
-            .map(|(column, value)| Self::value(column, value).unwrap_or_else(unchanged_toast))
+            .map(|(column, value)| {
+                Self::value(types, column, value).unwrap_or_else(unchanged_toast)
+            })
             .collect();
         let mut item = Row::with_capacity(self.columns.len());
         let mut changed = full.then(Vec::new);
         for ((column, new_value), old_value) in self.columns.iter().zip(&new.0).zip(&old_values) {
-            let value = match Self::value(column, new_value) {
+            let value = match Self::value(types, column, new_value) {
                 Some(value) => value,
                 // An unchanged value equals its old one, known under FULL and, for key
                 // columns, from the 'K' tuple; the other columns of a 'K' tuple are null

@@ -5,6 +5,7 @@ use crate::capture::replication::pgoutput::tests::{
     Builder, Field, Garbage, begin, commit, delete, insert, relation, truncate, update,
 };
 use crate::capture::value::type_oid::{INT4, JSONB, NUMERIC, TEXT};
+use crate::postgres::TypeShape;
 
 const ORDERS: u32 = 16_400;
 const COMMIT_LSN: u64 = 0x16B_3748;
@@ -34,7 +35,7 @@ fn decoder_in_transaction() -> ChangeDecoder {
     let mut decoder = ChangeDecoder::new();
     assert!(matches!(
         decoder.decode(Lsn(1), &orders_relation(b'd')),
-        Ok(Decoded::Other)
+        Ok(Decoded::Described { user_types }) if user_types.is_empty()
     ));
     decoder
         .decode(Lsn(2), &begin(COMMIT_LSN, COMMIT_TIMESTAMP, 731))
@@ -282,6 +283,48 @@ fn deletes_expose_the_old_row_as_item_and_old() {
 }
 
 #[test]
+fn user_defined_column_types_are_asked_for_and_then_convert() {
+    const POSITIVE: u32 = 16_500;
+    const PAIR: u32 = 16_501;
+    let mut decoder = decoder_in_transaction();
+    let described = relation(
+        ORDERS,
+        "public",
+        "orders",
+        b'd',
+        &[
+            (1, "id", INT4, -1),
+            (0, "amount", POSITIVE, -1),
+            (0, "pair", PAIR, -1),
+        ],
+    );
+    let Ok(Decoded::Described { user_types }) = decoder.decode(Lsn(3), &described) else {
+        panic!("a Relation message describes");
+    };
+    assert_eq!(user_types, BTreeSet::from([POSITIVE, PAIR]));
+    decoder.types_mut().learn([
+        (POSITIVE, TypeShape::Domain { base: INT4 }),
+        (
+            PAIR,
+            TypeShape::Composite {
+                fields: vec![("a".into(), INT4), ("b".into(), TEXT)],
+            },
+        ),
+    ]);
+    let change = expect_change(decoder.decode(
+        Lsn(4),
+        &insert(
+            ORDERS,
+            &[Field::Text("1"), Field::Text("5"), Field::Text("(7,seven)")],
+        ),
+    ));
+    assert_eq!(
+        serde_json::Value::Object(change.item),
+        json!({"id": 1, "amount": 5, "pair": {"a": 7, "b": "seven"}})
+    );
+}
+
+#[test]
 fn a_new_relation_message_replaces_the_cached_one() {
     let mut decoder = decoder_in_transaction();
     // ALTER TABLE orders RENAME TO purchases, DROP note, ADD paid_at.
@@ -298,7 +341,7 @@ fn a_new_relation_message_replaces_the_cached_one() {
     );
     assert!(matches!(
         decoder.decode(Lsn(60), &altered),
-        Ok(Decoded::Other)
+        Ok(Decoded::Described { user_types }) if user_types.is_empty()
     ));
     let change = expect_change(decoder.decode(
         Lsn(61),

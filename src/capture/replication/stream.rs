@@ -2,6 +2,7 @@
 //! one by one (a transaction is never held whole), answers keepalives, confirms what the
 //! next stage has made durable, and reconnects with backoff.
 
+use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, watch};
@@ -14,7 +15,7 @@ use crate::capture::reconnect::{Next, Reconnect, Transient};
 use crate::capture::stage::{Acknowledgements, Captured, CommitPosition};
 use crate::capture::status::{CaptureState, CaptureStatus};
 use crate::change::{Lsn, quote_identifier};
-use crate::postgres::DatabaseUrl;
+use crate::postgres::{self, DatabaseError, DatabaseUrl, describe};
 use crate::shutdown::Shutdown;
 use crate::time;
 
@@ -37,6 +38,10 @@ pub enum CaptureError {
     StreamEnded,
     #[error("the server sent an unreadable LSN {0:?}")]
     InvalidLsn(String),
+    #[error(transparent)]
+    CatalogConnection(#[from] DatabaseError),
+    #[error("cannot read column types from the catalog: {}", describe(.0))]
+    Catalog(tokio_postgres::Error),
 }
 
 impl Transient for CaptureError {
@@ -69,6 +74,9 @@ impl Transient for CaptureError {
                 | ConnectionError::PasswordMissing
                 | ConnectionError::Scram(_) => false,
             },
+            // Reading types is an ordinary query on an ordinary connection: whatever fails
+            // there fails the same way for the stream and is tried again with it.
+            CaptureError::CatalogConnection(_) | CaptureError::Catalog(_) => true,
             CaptureError::Frame(_)
             | CaptureError::Decode(_)
             | CaptureError::StreamEnded
@@ -98,6 +106,9 @@ pub struct ReplicationSource {
 
 struct Session<'a> {
     status: Option<&'a watch::Sender<CaptureStatus>>,
+    url: &'a DatabaseUrl,
+    /// An ordinary connection for catalog questions, opened when first needed.
+    catalog: Option<tokio_postgres::Client>,
     connection: ReplicationConnection,
     confirmed: Lsn,
     progress: Progress,
@@ -197,6 +208,8 @@ impl ReplicationSource {
         let acknowledged = acknowledged_wal(acknowledgements).max(start);
         let mut session = Session {
             status: self.status.as_ref(),
+            url: &self.url,
+            catalog: None,
             connection,
             confirmed: start,
             progress: Progress {
@@ -285,6 +298,9 @@ impl Session<'_> {
                     match frames::parse_server_frame(data)? {
                         ServerFrame::XLogData { start, payload } => {
                             let decoded = decoder.decode_bytes(start, payload)?;
+                            if let Decoded::Described { user_types } = &decoded {
+                                self.learn_types(decoder, user_types).await?;
+                            }
                             if !self.hand_on(decoded, output, acknowledgements, &mut ticker).await? {
                                 return Ok(());
                             }
@@ -299,6 +315,32 @@ impl Session<'_> {
                 }
             }
         }
+    }
+
+    /// Reads the shapes of a described relation's user-defined column types, so that its
+    /// rows convert as `to_jsonb` would (domains, composites). Relations are described
+    /// once per stream and after each change of the table, so this is rare.
+    async fn learn_types(
+        &mut self,
+        decoder: &mut ChangeDecoder,
+        user_types: &BTreeSet<u32>,
+    ) -> Result<(), CaptureError> {
+        if user_types.is_empty() {
+            return Ok(());
+        }
+        if self
+            .catalog
+            .as_ref()
+            .is_none_or(|client| client.is_closed())
+        {
+            self.catalog = Some(postgres::connect(self.url).await?);
+        }
+        let client = self.catalog.as_ref().expect("connected above");
+        decoder
+            .types_mut()
+            .load(client, user_types.iter().copied())
+            .await
+            .map_err(CaptureError::Catalog)
     }
 
     /// Passes a decoded message on. Returns false when the next stage has gone away.
@@ -325,7 +367,7 @@ impl Session<'_> {
                 warn!(?tables, "truncate captured; it creates no events");
                 return Ok(true);
             }
-            Decoded::Other => return Ok(true),
+            Decoded::Described { .. } | Decoded::Other => return Ok(true),
         };
         // While the next stage is busy, keep the server answered so it does not time
         // the connection out.

@@ -277,6 +277,8 @@ fn malformed_and_unknown_arrays_keep_their_text() {
 
 #[test]
 fn bytes_are_read_as_utf8_with_replacement() {
+    let catalog = TypeCatalog::default();
+    let bytes_to_json = |type_oid, bytes| catalog.bytes_to_json(type_oid, bytes);
     assert_eq!(bytes_to_json(INT4, b"7"), json!(7));
     assert_eq!(bytes_to_json(TEXT, "grüße".as_bytes()), string("grüße"));
     assert_eq!(bytes_to_json(TEXT, b"a\xFFb"), string("a\u{FFFD}b"));

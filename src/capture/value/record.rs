@@ -1,6 +1,7 @@
-//! PostgreSQL's record text form, `(42,"a ""b""",,t)`: what `NEW::text` gives the capture
-//! trigger. Each field is its column's text output, the same text logical replication
-//! carries, so one conversion (`value::to_json`) serves both modes.
+//! PostgreSQL's record text form, `(42,"a ""b""",,t)`: what `NEW::text` gives notify
+//! mode's capture trigger, and how a composite value is written. Each field is its
+//! column's text output, the same text logical replication carries, so one conversion
+//! serves both modes.
 
 /// Why a record text cannot be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -19,6 +19,9 @@
 //! | timestamp | `2026-11-22T10:00:00.5` (no offset invented) |
 //! | timetz | `10:00:00+02:00`, `10:00:00Z` |
 //! | arrays of the above (see [`array_element_type`]) | arrays, nested when multi-dimensional |
+//! | domains ([`TypeCatalog`]) | as their base type |
+//! | composite types ([`TypeCatalog`]) | objects of their fields, each converted by its type |
+//! | arrays of domains or composites ([`TypeCatalog`]) | arrays of those |
 //! | everything else: text, date, time, interval, bytea (`\x…`), uuid, enums, … | its text |
 //!
 //! Infinite and BC dates and timestamps keep their text, as RFC 3339 cannot express them.
@@ -26,6 +29,13 @@
 use std::borrow::Cow;
 
 use serde_json::{Number, Value};
+
+mod array;
+mod catalog;
+mod record;
+
+pub use catalog::TypeCatalog;
+pub(crate) use record::{RecordError, parse_record};
 
 /// Built-in type OIDs, from PostgreSQL's `pg_type.dat`.
 pub(crate) mod type_oid {
@@ -78,24 +88,10 @@ pub(crate) mod type_oid {
     pub(crate) const JSONB_ARRAY: u32 = 3807;
 }
 
-/// Converts a value's text form to JSON according to its type (see the module table).
+/// Converts a built-in type's text form to JSON (see the module table); user-defined
+/// types need a [`TypeCatalog`].
 pub fn to_json(type_oid: u32, text: &str) -> Value {
-    match array_element_type(type_oid) {
-        Some(element_type) => {
-            array_to_json(element_type, text).unwrap_or_else(|| Value::String(text.to_owned()))
-        }
-        None => scalar_to_json(type_oid, Cow::Borrowed(text)),
-    }
-}
-
-/// [`to_json`] for the raw bytes of a tuple column. Text should be UTF-8 (the walsender
-/// converts to the session's `client_encoding`); invalid sequences become U+FFFD rather
-/// than failing the whole change.
-pub(crate) fn bytes_to_json(type_oid: u32, bytes: &[u8]) -> Value {
-    match std::str::from_utf8(bytes) {
-        Ok(text) => to_json(type_oid, text),
-        Err(_) => to_json(type_oid, &String::from_utf8_lossy(bytes)),
-    }
+    TypeCatalog::default().to_json(type_oid, text)
 }
 
 /// The element type of the built-in array types converted element by element. Other
@@ -131,7 +127,7 @@ pub(crate) fn array_element_type(array_type_oid: u32) -> Option<u32> {
 }
 
 /// Takes the text by `Cow` so unescaped array elements move into the JSON string.
-fn scalar_to_json(type_oid: u32, text: Cow<'_, str>) -> Value {
+pub(super) fn scalar_to_json(type_oid: u32, text: Cow<'_, str>) -> Value {
     use type_oid::*;
     let converted = match type_oid {
         INT2 | INT4 | INT8 => text.parse::<i64>().ok().map(Value::from),
@@ -256,155 +252,5 @@ fn push_offset(result: &mut String, offset: &str) -> Option<()> {
     Some(())
 }
 
-/// Parses an array's text form, `[1:2]={a,"b,c",NULL}`, converting each element with its
-/// type's rule. `None` when malformed, so the caller keeps the text.
-fn array_to_json(element_type: u32, text: &str) -> Option<Value> {
-    // A `[lower:upper]` prefix per dimension appears when a lower bound is not 1. JSON
-    // arrays have no bounds, so it is skipped.
-    let body = if text.starts_with('[') {
-        let (dimensions, body) = text.split_once('=')?;
-        let plausible = dimensions
-            .bytes()
-            .all(|byte| byte.is_ascii_digit() || matches!(byte, b'[' | b']' | b':' | b'-'));
-        if !plausible {
-            return None;
-        }
-        body
-    } else {
-        text
-    };
-    let mut parser = ArrayParser {
-        text: body,
-        position: 0,
-        element_type,
-    };
-    let value = parser.array()?;
-    parser.skip_whitespace();
-    (parser.position == body.len()).then_some(value)
-}
-
-/// A recursive-descent parser of `array_out`'s format. Every delimiter is ASCII, so byte
-/// positions found by scanning are always character boundaries.
-struct ArrayParser<'a> {
-    text: &'a str,
-    position: usize,
-    element_type: u32,
-}
-
-/// `array_isspace`: the whitespace PostgreSQL skips around unquoted elements.
-fn is_array_space(byte: u8) -> bool {
-    matches!(byte, b' ' | b'\t' | b'\n' | b'\r' | b'\x0B' | b'\x0C')
-}
-
-impl<'a> ArrayParser<'a> {
-    fn peek(&self) -> Option<u8> {
-        self.text.as_bytes().get(self.position).copied()
-    }
-
-    fn skip_whitespace(&mut self) {
-        while self.peek().is_some_and(is_array_space) {
-            self.position += 1;
-        }
-    }
-
-    /// `{…}` holding either only sub-arrays (one more dimension) or only elements.
-    fn array(&mut self) -> Option<Value> {
-        if self.peek()? != b'{' {
-            return None;
-        }
-        self.position += 1;
-        let mut items = Vec::new();
-        self.skip_whitespace();
-        if self.peek()? == b'}' {
-            self.position += 1;
-            return Some(Value::Array(items));
-        }
-        let nested = self.peek()? == b'{';
-        loop {
-            self.skip_whitespace();
-            if (self.peek()? == b'{') != nested {
-                return None;
-            }
-            items.push(if nested {
-                self.array()?
-            } else {
-                self.element()?
-            });
-            self.skip_whitespace();
-            match self.peek()? {
-                b',' => self.position += 1,
-                b'}' => {
-                    self.position += 1;
-                    return Some(Value::Array(items));
-                }
-                _ => return None,
-            }
-        }
-    }
-
-    fn element(&mut self) -> Option<Value> {
-        if self.peek()? == b'"' {
-            self.position += 1;
-            let text = self.scan(|byte| byte == b'"')?;
-            self.position += 1;
-            // Quoted text is always a value, even when it reads NULL.
-            return Some(scalar_to_json(self.element_type, text));
-        }
-        let text = self.scan(|byte| matches!(byte, b',' | b'}' | b'{' | b'"'))?;
-        if matches!(self.peek(), Some(b'{' | b'"')) {
-            return None;
-        }
-        let escaped = matches!(text, Cow::Owned(_));
-        let text = match text {
-            Cow::Borrowed(text) => Cow::Borrowed(
-                text.trim_end_matches(|c: char| c.is_ascii() && is_array_space(c as u8)),
-            ),
-            Cow::Owned(text) => Cow::Owned(
-                text.trim_end_matches(|c: char| c.is_ascii() && is_array_space(c as u8))
-                    .to_owned(),
-            ),
-        };
-        if text.is_empty() {
-            return None;
-        }
-        if !escaped && text.eq_ignore_ascii_case("NULL") {
-            return Some(Value::Null);
-        }
-        Some(scalar_to_json(self.element_type, text))
-    }
-
-    /// Reads up to (not including) the first unescaped byte for which `stop` holds,
-    /// resolving backslash escapes; borrows when there were none. `None` at end of text.
-    fn scan(&mut self, stop: impl Fn(u8) -> bool) -> Option<Cow<'a, str>> {
-        let text = self.text;
-        let mut unescaped: Option<String> = None;
-        let mut segment_start = self.position;
-        loop {
-            let byte = self.peek()?;
-            if stop(byte) {
-                let segment = &text[segment_start..self.position];
-                return Some(match unescaped {
-                    None => Cow::Borrowed(segment),
-                    Some(mut buffer) => {
-                        buffer.push_str(segment);
-                        Cow::Owned(buffer)
-                    }
-                });
-            }
-            if byte == b'\\' {
-                let buffer = unescaped.get_or_insert_with(String::new);
-                buffer.push_str(&text[segment_start..self.position]);
-                let escaped = text[self.position + 1..].chars().next()?;
-                buffer.push(escaped);
-                self.position += 1 + escaped.len_utf8();
-                segment_start = self.position;
-            } else {
-                self.position += 1;
-            }
-        }
-    }
-}
-
 #[cfg(test)]
-#[path = "value_tests.rs"]
 mod tests;

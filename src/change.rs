@@ -39,9 +39,12 @@ pub enum Action {
     Create,
     Update,
     Delete,
+    /// A row sent as it is by a backfill (CONTRACT §8); never captured, never in `on`.
+    Read,
 }
 
 impl Action {
+    /// The actions a webhook's `on` may name: the changes capture sees.
     pub const ALL: [Action; 3] = [Action::Create, Action::Update, Action::Delete];
 
     /// The word used in configuration and in the envelope's `action`.
@@ -50,6 +53,7 @@ impl Action {
             Action::Create => "create",
             Action::Update => "update",
             Action::Delete => "delete",
+            Action::Read => "read",
         }
     }
 
@@ -59,6 +63,7 @@ impl Action {
             Action::Create => "created",
             Action::Update => "updated",
             Action::Delete => "deleted",
+            Action::Read => "read",
         }
     }
 }
@@ -114,9 +119,10 @@ pub fn quote_identifier(identifier: &str) -> String {
 /// again after a crash or reconnect has the same position.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Position {
-    /// The commit LSN of the change's transaction (replication), or the outbox row id (notify).
+    /// The commit LSN of the change's transaction (replication), the transaction id
+    /// (notify); for a backfill's read, the row's ordinal in its job.
     pub transaction: u64,
-    /// The change's index within its transaction, from 0.
+    /// The change's index within its transaction, from 0; for a backfill's read, the job.
     pub sequence: u32,
 }
 

@@ -86,6 +86,16 @@ pub struct NewEvent {
     /// When attempt 1 is due.
     pub first_attempt_at_ms: u64,
     pub content: Content,
+    pub lane: Lane,
+}
+
+/// Which of its webhook's queues an event waits in. Delivery takes live events first, so
+/// changes never wait behind a backfill's rows.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Lane {
+    #[default]
+    Live,
+    Backfill,
 }
 
 impl NewEvent {

@@ -43,6 +43,7 @@
 //!   demo`). Not part of the data flow.
 
 pub mod admin;
+pub mod backfill;
 pub mod capture;
 pub mod change;
 pub mod config;
@@ -52,6 +53,7 @@ pub mod event;
 pub mod history;
 pub mod ingest;
 pub mod metrics;
+pub mod model;
 pub mod outgoing;
 pub mod postgres;
 pub mod receive;

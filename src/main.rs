@@ -56,6 +56,27 @@ enum Command {
     Tail,
     /// The service: capture, store, deliver.
     Run,
+    /// Send a model's existing rows as `read` events: a job of the running service,
+    /// followed here with a progress bar. `backfill list` and `backfill cancel ID`
+    /// manage the jobs.
+    #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+    Backfill {
+        #[command(subcommand)]
+        command: Option<BackfillCommand>,
+        /// The model whose rows to send.
+        #[arg(required = true)]
+        model: Option<String>,
+        /// Send to this webhook only (repeatable); default: the model's active webhooks.
+        #[arg(long = "webhook")]
+        webhooks: Vec<String>,
+        /// Only rows matching this SQL condition on the model's table. It is passed to
+        /// PostgreSQL as it is and runs with rowhook's database rights.
+        #[arg(long = "where")]
+        condition: Option<String>,
+        /// Rows per page (default 1000).
+        #[arg(long)]
+        batch: Option<u32>,
+    },
     /// The event history: list, show and redeliver events.
     Events {
         #[command(subcommand)]
@@ -89,6 +110,18 @@ enum Command {
         #[arg(long)]
         database_url: Option<String>,
     },
+}
+
+#[derive(Subcommand)]
+enum BackfillCommand {
+    /// Every backfill job, newest first.
+    List {
+        /// Print a JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop a running job after its current page.
+    Cancel { id: u32 },
 }
 
 #[derive(Subcommand)]
@@ -136,6 +169,7 @@ fn main() -> ExitCode {
     cli::init_logging(match arguments.command {
         Command::Demo { .. } => "error",
         Command::Tail
+        | Command::Backfill { .. }
         | Command::Events { .. }
         | Command::SendTest { .. }
         | Command::Receive { .. } => "warn",
@@ -156,6 +190,33 @@ fn main() -> ExitCode {
             } => cli::setup::run(&arguments.config, replica_identity_full).await,
             Command::Tail => cli::tail::run(&arguments.config).await,
             Command::Run => cli::run::run(&arguments.config).await,
+            Command::Backfill {
+                command,
+                model,
+                webhooks,
+                condition,
+                batch,
+            } => match (command, model) {
+                (Some(BackfillCommand::List { json }), _) => {
+                    cli::backfill::list(&arguments.config, json).await
+                }
+                (Some(BackfillCommand::Cancel { id }), _) => {
+                    cli::backfill::cancel(&arguments.config, id).await
+                }
+                (None, Some(model)) => {
+                    let request = rowhook::backfill::BackfillRequest {
+                        model,
+                        webhooks,
+                        condition,
+                        batch,
+                    };
+                    cli::backfill::start(&arguments.config, request).await
+                }
+                // clap requires a model unless a subcommand is given.
+                (None, None) => Err(cli::Failure::Configuration(vec![
+                    "error: name the model to backfill".to_string(),
+                ])),
+            },
             Command::Events { command } => match command {
                 EventsCommand::List {
                     webhook,

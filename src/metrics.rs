@@ -26,6 +26,7 @@ pub struct Metrics {
     latency_buckets: [AtomicU64; LATENCY_BUCKETS.len()],
     latency_count: AtomicU64,
     latency_sum_micros: AtomicU64,
+    relation_queries: AtomicU64,
 }
 
 fn outcome_index(kind: Option<ErrorKind>) -> usize {
@@ -43,6 +44,11 @@ fn outcome_index(kind: Option<ErrorKind>) -> usize {
 impl Metrics {
     pub fn change_captured(&self) {
         self.changes_captured.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// One relation lookup query made (for a whole batch of rows).
+    pub fn relation_query(&self) {
+        self.relation_queries.fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn events_created(&self, count: u64) {
@@ -95,6 +101,12 @@ impl Metrics {
             "rowhook_events_created_total",
             "Events stored (one per change and matching webhook).",
             load(&self.events_created),
+        );
+        counter(
+            &mut text,
+            "rowhook_relation_queries_total",
+            "Relation lookup queries (one per relation per batch of changes).",
+            load(&self.relation_queries),
         );
         counter(
             &mut text,

@@ -11,6 +11,7 @@ use tokio::sync::{mpsc, watch};
 use tracing::{error, info};
 
 use crate::admin::{self, AdminState};
+use crate::backfill::{BackfillParts, Backfills};
 use crate::capture::acknowledgement_channel;
 use crate::capture::notify::NotifySource;
 use crate::capture::replication::{ReplicationSource, SlotKind};
@@ -18,8 +19,10 @@ use crate::capture::{CaptureStatus, Source, SourceError};
 use crate::config::{Config, SourceMode};
 use crate::deliver::Dispatcher;
 use crate::deliver::{ClientError, DeliveryClient};
-use crate::ingest::Ingest;
+use crate::event::Lane;
+use crate::ingest::{Ingest, IngestParts, Routing};
 use crate::metrics::Metrics;
+use crate::model::Relations;
 use crate::postgres::{DatabaseUrl, DatabaseUrlError};
 use crate::route::Router;
 use crate::shutdown::{Shutdown, ShutdownTrigger};
@@ -68,6 +71,7 @@ pub async fn serve(
     shutdown: Shutdown,
 ) -> Result<(), ServiceError> {
     let url = DatabaseUrl::parse(&config.source.url).map_err(ServiceError::DatabaseUrl)?;
+    let router = Arc::new(router);
     let client = DeliveryClient::new()?;
     // Where replication resumes if the slot is further behind; notify mode's outbox
     // keeps its own place (rows are deleted once durable).
@@ -88,13 +92,43 @@ pub async fn serve(
     let dispatcher = Dispatcher::new(config, store.clone(), client, metrics.clone());
     let (acknowledger, acknowledgements) = acknowledgement_channel();
     let (sender, receiver) = mpsc::channel(CAPTURE_QUEUE);
-    let ingest = Ingest::new(config, router, store.clone(), acknowledger, metrics.clone());
+    let relations = Arc::new(Relations::new(config, url.clone(), metrics.clone()));
+    let ingest = Ingest::new(
+        config,
+        IngestParts {
+            router: router.clone(),
+            store: store.clone(),
+            acknowledger,
+            metrics: metrics.clone(),
+            relations,
+            shutdown: shutdown.clone(),
+        },
+    );
+    let shared_config = Arc::new(config.clone());
+    // Backfills look relations up on connections of their own, so that a large job
+    // never makes live changes wait for a lookup connection.
+    let backfill_relations = Arc::new(Relations::new(config, url.clone(), metrics.clone()));
+    let backfills = Backfills::open(BackfillParts {
+        config: shared_config.clone(),
+        store: store.clone(),
+        routing: Arc::new(Routing::new(
+            config,
+            router.clone(),
+            backfill_relations.clone(),
+            Lane::Backfill,
+        )),
+        relations: backfill_relations,
+        url: url.clone(),
+        shutdown: shutdown.clone(),
+    })
+    .await?;
     let admin = admin_listener.map(|listener| {
         let state = AdminState {
-            config: Arc::new(config.clone()),
+            config: shared_config.clone(),
             store: store.clone(),
             metrics: metrics.clone(),
             capture: capture_status,
+            backfills: Some(backfills.clone()),
         };
         tokio::spawn(admin::serve(listener, state, shutdown.clone()))
     });
@@ -134,6 +168,7 @@ pub async fn serve(
     trigger.trigger();
     let _ = delivery.await;
     let _ = pruning.await;
+    backfills.stopped().await;
     if let Some(admin) = admin
         && let Ok(Err(error)) = admin.await
     {

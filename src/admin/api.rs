@@ -127,7 +127,10 @@ pub(super) async fn healthz(State(state): State<AdminState>) -> Response {
 
 pub(super) async fn metrics(State(state): State<AdminState>) -> Result<Response, AdminError> {
     let capture = state.capture.borrow().clone();
-    let text = state.metrics.render(&state.store.counts().await?, &capture);
+    let mut text = state.metrics.render(&state.store.counts().await?, &capture);
+    if let Some(backfills) = &state.backfills {
+        text.push_str(&super::backfills::metrics_text(&backfills.list()));
+    }
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())
 }
 

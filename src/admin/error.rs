@@ -5,6 +5,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use crate::backfill::BackfillError;
 use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
@@ -23,6 +24,10 @@ pub enum AdminError {
     /// would otherwise act on the admin's behalf.
     #[error("cross-site requests are refused")]
     CrossSite,
+    #[error("backfills run in the service (`rowhook run`), which this is not")]
+    NoBackfills,
+    #[error(transparent)]
+    Backfill(#[from] BackfillError),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -38,6 +43,12 @@ impl AdminError {
             }
             AdminError::CrossSite => StatusCode::FORBIDDEN,
             AdminError::Store(StoreError::NotRedeliverable { .. }) => StatusCode::CONFLICT,
+            AdminError::NoBackfills => StatusCode::SERVICE_UNAVAILABLE,
+            AdminError::Backfill(BackfillError::NotFound(_)) => StatusCode::NOT_FOUND,
+            AdminError::Backfill(BackfillError::Finished { .. }) => StatusCode::CONFLICT,
+            AdminError::Backfill(error) if error.is_request_error() => StatusCode::BAD_REQUEST,
+            AdminError::Backfill(BackfillError::Store(_)) => StatusCode::INTERNAL_SERVER_ERROR,
+            AdminError::Backfill(_) => StatusCode::SERVICE_UNAVAILABLE,
             AdminError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

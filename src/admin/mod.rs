@@ -3,6 +3,7 @@
 
 mod api;
 mod auth;
+mod backfills;
 mod error;
 mod pages;
 mod server;

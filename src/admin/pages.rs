@@ -122,6 +122,9 @@ pub(super) async fn home(State(state): State<AdminState>) -> Result<Html<String>
         );
     }
     body.push_str("</table>");
+    if let Some(backfills) = &state.backfills {
+        body.push_str(&super::backfills::table(&backfills.list(), escape));
+    }
     Ok(Html(layout("Webhooks", &body)))
 }
 

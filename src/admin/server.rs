@@ -9,7 +9,8 @@ use axum::routing::{get, post};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use super::{api, auth, pages};
+use super::{api, auth, backfills, pages};
+use crate::backfill::Backfills;
 use crate::capture::CaptureStatus;
 use crate::config::Config;
 use crate::metrics::Metrics;
@@ -23,6 +24,8 @@ pub struct AdminState {
     pub store: Arc<dyn EventStore>,
     pub metrics: Arc<Metrics>,
     pub capture: watch::Receiver<CaptureStatus>,
+    /// The service's backfill jobs; `None` where no service runs them.
+    pub backfills: Option<Arc<Backfills>>,
 }
 
 /// All routes. Probes (`/healthz`, `/metrics`) are open so monitoring needs no token;
@@ -34,6 +37,12 @@ pub fn router(state: AdminState) -> Router {
         .route("/api/events/{id}", get(api::event))
         .route("/api/events/{id}/redeliver", post(api::redeliver))
         .route("/api/redeliver", post(api::redeliver_matching))
+        .route(
+            "/api/backfills",
+            get(backfills::list).post(backfills::start),
+        )
+        .route("/api/backfills/{id}", get(backfills::show))
+        .route("/api/backfills/{id}/cancel", post(backfills::cancel))
         .route("/", get(pages::home))
         .route("/webhooks/{name}", get(pages::webhook))
         .route("/events/{id}", get(pages::event))

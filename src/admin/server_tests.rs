@@ -87,6 +87,7 @@ async fn start() -> Harness {
     let (capture, capture_receiver) = watch::channel(CaptureStatus::default());
     let (trigger, shutdown) = shutdown::channel();
     let state = AdminState {
+        backfills: None,
         config: Arc::new(config()),
         store: store.clone(),
         metrics: Arc::new(Metrics::default()),

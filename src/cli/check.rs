@@ -5,6 +5,7 @@ use std::path::Path;
 use rowhook::capture::{Finding, Severity};
 use rowhook::capture::{notify, replication};
 use rowhook::config::SourceMode;
+use rowhook::model::check_relations;
 use rowhook::postgres;
 
 use super::{Failure, database_url, load_config};
@@ -24,10 +25,14 @@ pub(crate) async fn run(path: &Path, offline: bool) -> Result<(), Failure> {
     let url = database_url(&config)?;
     let findings = match postgres::connect(&url).await {
         Err(error) => vec![Finding::error(error.to_string())],
-        Ok(client) => match config.source.mode {
-            SourceMode::Replication => replication::check(&client, &url, &config).await,
-            SourceMode::Notify => notify::check(&client, &config).await,
-        },
+        Ok(client) => {
+            let mut findings = match config.source.mode {
+                SourceMode::Replication => replication::check(&client, &url, &config).await,
+                SourceMode::Notify => notify::check(&client, &config).await,
+            };
+            findings.extend(check_relations(&client, &config).await);
+            findings
+        }
     };
     let mut failed = false;
     for finding in &findings {

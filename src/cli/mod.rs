@@ -1,5 +1,7 @@
 //! One module per subcommand that is more than a few lines.
 
+pub(crate) mod admin_api;
+pub(crate) mod backfill;
 pub(crate) mod check;
 pub(crate) mod demo;
 pub(crate) mod events;

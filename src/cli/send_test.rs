@@ -3,26 +3,21 @@
 
 use std::fmt::Write as _;
 use std::path::Path;
+use std::sync::Arc;
 
 use anyhow::{Context, anyhow};
-use rowhook::change::{Action, Change, Lsn, Position, Row, TableName, quote_identifier};
+use rowhook::change::{Action, Change, Lsn, Position, Row};
 use rowhook::config::Config;
 use rowhook::deliver::{AttemptOptions, DeliveryClient};
 use rowhook::event::Attempt;
 use rowhook::history::masked_request;
+use rowhook::model::Relations;
 use rowhook::outgoing::Outgoing;
-use rowhook::postgres;
 use rowhook::time::now_ms;
 use serde_json::Value;
-use tokio_postgres::SimpleQueryMessage;
 
 use super::events::text::request_text;
 use super::{Failure, database_url, load_config, router};
-
-/// The session settings the replication connection pins, so that values are written in
-/// the same shapes and convert to the same JSON as in real events.
-const SESSION_SETTINGS: &str = "SET DateStyle = ISO; SET TimeZone = 'UTC'; \
-     SET IntervalStyle = iso_8601; SET extra_float_digits = 3; SET bytea_output = hex";
 
 pub(crate) async fn run(path: &Path, name: &str, item: Option<&str>) -> Result<(), Failure> {
     let config = load_config(path)?;
@@ -37,9 +32,27 @@ pub(crate) async fn run(path: &Path, name: &str, item: Option<&str>) -> Result<(
             webhook.model
         )])
     })?;
+    // Relations are looked up for an `--item` too, from the keys it gives.
+    let relations = Relations::new(&config, database_url(&config)?, Arc::default());
     let item = match item {
-        Some(text) => parse_item(text)?,
-        None => newest_row(&config, &model.table).await?,
+        Some(text) => {
+            let mut item = parse_item(text)?;
+            relations
+                .enrich(&model.name, &webhook.include, vec![&mut item])
+                .await
+                .map_err(|error| anyhow!("{error}"))?;
+            item
+        }
+        None => relations
+            .newest_row(&model.name, &webhook.include)
+            .await
+            .map_err(|error| anyhow!("{error}"))?
+            .ok_or_else(|| {
+                anyhow!(
+                    "{} is empty: give a sample row with --item '{{\"id\": 1, …}}'",
+                    model.table
+                )
+            })?,
     };
 
     let now = now_ms();
@@ -122,75 +135,6 @@ pub(crate) fn parse_item(text: &str) -> Result<Row, Failure> {
     }
 }
 
-/// The newest row of `table` (highest primary key, or last by `ctid` without one), with
-/// each value converted as capture converts it.
-async fn newest_row(config: &Config, table: &TableName) -> Result<Row, Failure> {
-    let url = database_url(config)?;
-    let client = postgres::connect(&url).await.map_err(anyhow::Error::from)?;
-    let sql_error = |error: tokio_postgres::Error| anyhow!("{}", postgres::describe(&error));
-    client
-        .batch_execute(SESSION_SETTINGS)
-        .await
-        .map_err(sql_error)
-        .context("cannot set up the session")?;
-    let key_columns: Vec<String> = client
-        .query(
-            "SELECT a.attname::text FROM pg_index i \
-             JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) \
-             WHERE i.indrelid = $1::text::regclass AND i.indisprimary \
-             ORDER BY array_position(i.indkey::int2[], a.attnum)",
-            &[&table.quoted()],
-        )
-        .await
-        .map_err(sql_error)
-        .with_context(|| format!("cannot read the primary key of {table}"))?
-        .iter()
-        .map(|row| row.get(0))
-        .collect();
-    let sql = newest_row_query(table, &key_columns);
-    let statement = client
-        .prepare(&sql)
-        .await
-        .map_err(sql_error)
-        .with_context(|| format!("cannot read {table}"))?;
-    let messages = client
-        .simple_query(&sql)
-        .await
-        .map_err(sql_error)
-        .with_context(|| format!("cannot read {table}"))?;
-    let Some(row) = messages.iter().find_map(|message| match message {
-        SimpleQueryMessage::Row(row) => Some(row),
-        _ => None,
-    }) else {
-        return Err(Failure::Runtime(anyhow!(
-            "{table} is empty: give a sample row with --item '{{\"id\": 1, …}}'"
-        )));
-    };
-    let mut item = Row::new();
-    for (index, column) in statement.columns().iter().enumerate() {
-        let converted = match row.get(index) {
-            Some(text) => rowhook::capture::to_json(column.type_().oid(), text),
-            None => Value::Null,
-        };
-        item.insert(column.name().to_string(), converted);
-    }
-    Ok(item)
-}
-
-/// `SELECT *` of the newest row: by primary key descending, else by `ctid`.
-pub(crate) fn newest_row_query(table: &TableName, key_columns: &[String]) -> String {
-    let order = if key_columns.is_empty() {
-        "ctid DESC".to_string()
-    } else {
-        key_columns
-            .iter()
-            .map(|column| format!("{} DESC", quote_identifier(column)))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    format!("SELECT * FROM {} ORDER BY {order} LIMIT 1", table.quoted())
-}
-
 /// The attempt's outcome: status code or error kind and text, duration, response body.
 pub(crate) fn response_text(attempt: &Attempt) -> String {
     let mut text = String::from("response\n");
@@ -221,19 +165,6 @@ pub(crate) fn response_text(attempt: &Attempt) -> String {
 mod tests {
     use super::*;
     use rowhook::event::ErrorKind;
-
-    #[test]
-    fn newest_row_orders_by_key_or_ctid() {
-        let table = TableName::new("public", "orders");
-        assert_eq!(
-            newest_row_query(&table, &["tenant".to_string(), "i\"d".to_string()]),
-            "SELECT * FROM \"public\".\"orders\" ORDER BY \"tenant\" DESC, \"i\"\"d\" DESC LIMIT 1"
-        );
-        assert_eq!(
-            newest_row_query(&table, &[]),
-            "SELECT * FROM \"public\".\"orders\" ORDER BY ctid DESC LIMIT 1"
-        );
-    }
 
     #[test]
     fn items_must_be_json_objects() {

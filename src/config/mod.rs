@@ -17,6 +17,7 @@ mod delivery;
 mod duration;
 mod environment;
 mod reader;
+mod relations;
 mod sections;
 mod table_name;
 mod webhook;
@@ -36,6 +37,9 @@ use crate::change::{Action, TableName};
 use crate::secret::{MASK, mask_url_password};
 
 pub use duration::{DurationError, format_duration, parse_duration};
+pub use relations::{
+    DEFAULT_HAS_MANY_LIMIT, Includes, MAX_INCLUDE_DEPTH, OrderBy, RelationConfig, RelationKind,
+};
 pub use table_name::{TableNameError, parse_table_name};
 
 /// Where the configuration is read from when neither `--config` nor `ROWHOOK_CONFIG` says.
@@ -60,6 +64,25 @@ pub struct Config {
 impl Config {
     pub fn webhook(&self, name: &str) -> Option<&WebhookConfig> {
         self.webhooks.iter().find(|webhook| webhook.name == name)
+    }
+
+    /// The models whose changes are captured: all but those used only in relations,
+    /// which are looked up, never captured (CONTRACT §8). A model with neither webhooks
+    /// nor a part in relations is captured, so that `tail` shows its changes.
+    pub fn captured_models(&self) -> impl Iterator<Item = &ModelConfig> {
+        self.models.values().filter(|model| {
+            let has_webhook = self
+                .webhooks
+                .iter()
+                .any(|webhook| webhook.model == model.name);
+            let is_related = self.models.values().any(|other| {
+                other
+                    .relations
+                    .values()
+                    .any(|relation| relation.model == model.name)
+            });
+            has_webhook || !is_related
+        })
     }
 
     /// The model that captures `table`; validation makes it unique.
@@ -151,6 +174,8 @@ pub struct DeliveryConfig {
 pub struct ModelConfig {
     pub name: String,
     pub table: TableName,
+    /// By relation name (CONTRACT §8).
+    pub relations: BTreeMap<String, RelationConfig>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -224,6 +249,8 @@ pub struct WebhookConfig {
     pub secret_headers: BTreeSet<String>,
     pub when: Option<String>,
     pub columns: Option<Vec<String>>,
+    /// The relations looked up for this webhook's `item` (CONTRACT §8).
+    pub include: Includes,
     /// `whsec_` and the base64 key, checked to decode.
     pub secret: Option<String>,
     /// The global `[delivery]` with this webhook's own keys applied.
@@ -339,6 +366,7 @@ pub fn parse(
     let admin = sections::read_admin(&mut reader, &document);
     let delivery = delivery::read_global(&mut reader, &document);
     let models = sections::read_models(&mut reader, &document);
+    relations::check_related_models(&mut reader, &models);
     let webhooks = webhook::read_webhooks(&mut reader, &document, &models, &delivery);
     let errors = reader.into_errors();
     if !errors.is_empty() {

@@ -8,6 +8,7 @@ use std::time::Duration;
 use toml::{Table, Value};
 
 use super::reader::{Reader, key_path};
+use super::relations;
 use super::table_name::{MAX_IDENTIFIER_BYTES, parse_table_name};
 use super::{AdminConfig, ModelConfig, SourceConfig, SourceMode, StoreConfig};
 use crate::postgres::DatabaseUrl;
@@ -200,12 +201,14 @@ fn read_model(reader: &mut Reader, path: &str, name: &str, value: &Value) -> Opt
         reader.mismatch(path, "a table such as { table = \"public.orders\" }", value);
         return None;
     };
-    reader.reject_unknown_keys(path, table, &["table"]);
+    reader.reject_unknown_keys(path, table, &["table", "relations"]);
+    let relations = relations::read_relations(reader, table, path);
     let text = reader.required_string(table, path, "table")?.text;
     match parse_table_name(&text) {
         Ok(table) if is_model_name => Some(ModelConfig {
             name: name.to_string(),
             table,
+            relations,
         }),
         Ok(_) => None,
         Err(error) => {

@@ -9,15 +9,16 @@ use toml::{Table, Value};
 
 use super::delivery::{self, CLIENT_HEADERS, invalid_header_name, is_header_name};
 use super::reader::{Reader, index_path, key_path};
+use super::relations;
 use super::{DeliveryConfig, Format, Method, ModelConfig, WebhookConfig};
 use crate::change::Action;
 
 /// Event ids embed the webhook name and must stay within 64 characters.
 const MAX_NAME_CHARACTERS: usize = 32;
 
-const OWN_KEYS: [&str; 13] = [
+const OWN_KEYS: [&str; 14] = [
     "name", "model", "on", "active", "method", "url", "format", "fields", "body", "headers",
-    "when", "columns", "secret",
+    "when", "columns", "secret", "include",
 ];
 
 /// Standard Webhooks headers, set by rowhook when the webhook has a `secret`.
@@ -94,6 +95,7 @@ fn read_webhook(
         );
     }
     let columns = read_columns(reader, table, path);
+    let include = relations::read_includes(reader, table, path, &model, models);
 
     WebhookConfig {
         name,
@@ -109,6 +111,7 @@ fn read_webhook(
         secret_headers,
         when,
         columns,
+        include,
         secret,
         delivery,
     }

@@ -8,7 +8,7 @@ use super::path::FieldPath;
 use super::request::{Field, FieldValue, Payload, RenderError, RequestTemplate, check_url};
 use super::template::{Condition, Text, compile_condition, has_markup};
 use crate::change::Action;
-use crate::config::{ConfigError, Format, WebhookConfig};
+use crate::config::{ConfigError, Format, Includes, WebhookConfig};
 
 /// A webhook ready to route: its matching rules and its compiled request.
 #[derive(Debug)]
@@ -18,6 +18,8 @@ pub(super) struct CompiledWebhook {
     pub(super) active: bool,
     pub(super) on: Vec<Action>,
     pub(super) columns: Option<Vec<String>>,
+    /// The relations its `item` carries, looked up before it is rendered.
+    pub(super) include: Includes,
     pub(super) when: Option<Condition>,
     pub(super) request: RequestTemplate,
     /// Whether any template needs the Liquid context; without one, no context is built.
@@ -116,6 +118,7 @@ pub(super) fn compile_webhook(
         active: webhook.active,
         on: webhook.on.clone(),
         columns: webhook.columns.clone(),
+        include: webhook.include.clone(),
         needs_context: when.is_some() || request.has_templates(),
         when,
         request,

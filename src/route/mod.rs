@@ -33,7 +33,7 @@ use std::collections::HashMap;
 use liquid::ObjectView;
 
 use crate::change::{Action, Change, Position, TableName};
-use crate::config::{Config, ConfigError, ConfigErrors};
+use crate::config::{Config, ConfigError, ConfigErrors, Includes};
 use crate::envelope::envelope;
 use crate::event::Request;
 use crate::time::rfc3339_from_unix_micros;
@@ -52,6 +52,17 @@ pub fn event_id(position: Position, webhook: &str) -> String {
         position.transaction, position.sequence, webhook
     )
 }
+
+/// The event id of a backfill's read: the job, the row's ordinal in it, the webhook — so a
+/// job resumed after a crash sends its rows again with the same ids (at most 62
+/// characters, like [`event_id`]'s).
+pub fn backfill_event_id(job: u32, ordinal: u64, webhook: &str) -> String {
+    format!("evt_b{job:08x}{ordinal:016x}_{webhook}")
+}
+
+/// A webhook a change may go to: it passed the rules decided without rendering.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Candidate(usize);
 
 /// One change matched to one webhook.
 #[derive(Debug)]
@@ -109,7 +120,7 @@ impl Router {
         }
 
         let mut by_table = HashMap::new();
-        for model in config.models.values() {
+        for model in config.captured_models() {
             let indexes = webhooks
                 .iter()
                 .enumerate()
@@ -127,20 +138,104 @@ impl Router {
         Ok(Router { webhooks, by_table })
     }
 
-    /// The events `change` creates, in configuration order of their webhooks. A change
-    /// on a table no model captures creates none.
+    /// The events `change` creates, in configuration order of their webhooks, with the
+    /// change's row as it is (no relations looked up). A change on a table no model
+    /// captures creates none.
     pub fn route(&self, change: &Change) -> Vec<RoutedEvent> {
+        self.events(&self.candidates(change), change)
+    }
+
+    /// The events of `change` for `candidates` whose `when` holds, with the change's row
+    /// as it is; the row's Liquid form is built once for all of them.
+    pub fn events(&self, candidates: &[Candidate], change: &Change) -> Vec<RoutedEvent> {
+        let shared = LazyChangeContext::default();
+        candidates
+            .iter()
+            .filter_map(|candidate| {
+                event(
+                    &self.webhooks[candidate.0],
+                    change,
+                    &shared,
+                    Condition::Check,
+                )
+            })
+            .collect()
+    }
+
+    /// The webhooks whose `active`, `on` and `columns` rules `change` passes, in
+    /// configuration order; their `when` is decided by [`Router::event`], once the
+    /// relations they include are in the row.
+    pub fn candidates(&self, change: &Change) -> Vec<Candidate> {
         let Some(routes) = self.by_table.get(&change.table) else {
             return Vec::new();
         };
-        let shared = LazyChangeContext::default();
         routes
             .webhooks
             .iter()
-            .filter_map(|&index| self.webhooks.get(index))
-            .filter(|webhook| matches_rules(webhook, change))
-            .filter_map(|webhook| event(webhook, change, &shared, Condition::Check))
+            .copied()
+            .filter(|&index| matches_rules(&self.webhooks[index], change))
+            .map(Candidate)
             .collect()
+    }
+
+    /// The webhooks a backfill of `model` sends to: those named (of that model, whatever
+    /// their `active` and `on`), or else the model's active ones. Their `when` applies.
+    pub fn backfill_candidates(&self, model: &str, named: &[String]) -> Vec<Candidate> {
+        self.webhooks
+            .iter()
+            .enumerate()
+            .filter(|(_, webhook)| webhook.model == model)
+            .filter(|(_, webhook)| {
+                if named.is_empty() {
+                    webhook.active
+                } else {
+                    named.contains(&webhook.name)
+                }
+            })
+            .map(|(index, _)| Candidate(index))
+            .collect()
+    }
+
+    /// The webhook a candidate is.
+    pub fn webhook_name(&self, candidate: Candidate) -> &str {
+        &self.webhooks[candidate.0].name
+    }
+
+    /// What `candidate` includes of related models.
+    pub fn includes(&self, candidate: Candidate) -> &Includes {
+        &self.webhooks[candidate.0].include
+    }
+
+    /// The event of `change` (its row with the candidate's relations in it) for
+    /// `candidate`, or `None` when its `when` is false.
+    pub fn event(&self, candidate: Candidate, change: &Change) -> Option<RoutedEvent> {
+        event(
+            &self.webhooks[candidate.0],
+            change,
+            &LazyChangeContext::default(),
+            Condition::Check,
+        )
+    }
+
+    /// The event of `change` for `candidate` when its relations could not be looked
+    /// up: it carries the reason instead of a request, and fails.
+    pub fn unrouted_event(
+        &self,
+        candidate: Candidate,
+        change: &Change,
+        reason: String,
+    ) -> RoutedEvent {
+        let webhook = &self.webhooks[candidate.0];
+        let mut routed = event(
+            webhook,
+            change,
+            &LazyChangeContext::default(),
+            Condition::Ignore,
+        )
+        .expect("an event whose condition is not checked exists");
+        routed.request = Err(RenderError::Lookup { reason });
+        routed.body_is_envelope = false;
+        routed
     }
 
     /// The event `change` creates for webhook `name`, whatever its `active`, `on`,
@@ -194,7 +289,14 @@ fn event(
     shared: &LazyChangeContext,
     condition: Condition,
 ) -> Option<RoutedEvent> {
-    let id = event_id(change.position, &webhook.name);
+    let id = match change.action {
+        Action::Read => backfill_event_id(
+            change.position.sequence,
+            change.position.transaction,
+            &webhook.name,
+        ),
+        _ => event_id(change.position, &webhook.name),
+    };
     let kind = format!("{}.{}", webhook.model, change.action.past_tense());
     let globals = webhook.needs_context.then(|| Globals {
         change: shared.get(change),

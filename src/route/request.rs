@@ -38,6 +38,9 @@ pub enum RenderError {
         #[source]
         source: serde_json::Error,
     },
+    /// The relations to include could not be looked up.
+    #[error("include: {reason}")]
+    Lookup { reason: String },
 }
 
 impl RenderError {

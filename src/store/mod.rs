@@ -23,6 +23,8 @@ mod wakeups;
 #[cfg(test)]
 pub(crate) mod suite;
 #[cfg(test)]
+pub(crate) mod suite_backfill;
+#[cfg(test)]
 pub(crate) use self::sled::tests::temporary_store;
 
 use std::collections::BTreeMap;
@@ -31,8 +33,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+use crate::backfill::BackfillJob;
 use crate::change::Lsn;
-use crate::event::{Attempt, NewEvent, Request, Status};
+use crate::event::{Attempt, Lane, NewEvent, Request, Status};
 
 pub use error::StoreError;
 pub use query::{Counts, EventQuery, EventRecord, StoredEvent};
@@ -47,6 +50,9 @@ pub struct NewEvents {
     /// store's word (replication); `None` for a batch that ends inside a transaction, or
     /// for a source that keeps its own place (notify mode's outbox).
     pub resume_after: Option<Lsn>,
+    /// A backfill job's state after this batch of its rows (its cursor), stored with the
+    /// events in one atomic write.
+    pub backfill: Option<BackfillJob>,
 }
 
 /// What an append stored.
@@ -77,6 +83,8 @@ pub struct Claim {
     pub(crate) group: u64,
     /// When the attempt was due, so a claim outlived by a redelivery is recognised.
     pub(crate) due_at_ms: u64,
+    /// Which of the webhook's queues the event waits in.
+    pub(crate) lane: Lane,
 }
 
 /// What [`EventStore::claim_due`] found.
@@ -109,8 +117,8 @@ pub trait EventStore: Send + Sync {
     /// The newest position stored with [`NewEvents::resume_after`].
     async fn resume_position(&self) -> Result<Option<Lsn>, StoreError>;
 
-    /// Up to `limit` of `webhook`'s events due at `now_ms`, earliest first, each claimed
-    /// until its attempt is recorded.
+    /// Up to `limit` of `webhook`'s events due at `now_ms`, earliest first — live events
+    /// before a backfill's — each claimed until its attempt is recorded.
     async fn claim_due(
         &self,
         webhook: &str,
@@ -145,6 +153,12 @@ pub trait EventStore: Send + Sync {
 
     /// Makes everything recorded so far durable.
     async fn flush(&self) -> Result<(), StoreError>;
+
+    /// Stores a backfill job's state. Durable when it returns.
+    async fn save_backfill(&self, job: &BackfillJob) -> Result<(), StoreError>;
+
+    /// Every backfill job stored, in the order they were started.
+    async fn backfills(&self) -> Result<Vec<BackfillJob>, StoreError>;
 
     /// Bytes the store takes on disk, when the backend can tell.
     async fn size_on_disk(&self) -> Result<Option<u64>, StoreError>;

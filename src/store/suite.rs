@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::change::Lsn;
-use crate::event::{Attempt, Content, ErrorKind, NewEvent, Request, Status};
+use crate::event::{Attempt, Content, ErrorKind, Lane, NewEvent, Request, Status};
 use crate::store::{ClaimedEvent, EventQuery, EventStore, FinishedAttempt, NewEvents, StoreError};
 
 /// A time far from zero, so that "due before now" arithmetic is real.
@@ -30,6 +30,7 @@ pub(crate) fn event_at(id: &str, webhook: &str, created: u64, due: u64) -> NewEv
             },
             envelope: None,
         },
+        lane: Lane::Live,
     }
 }
 
@@ -53,6 +54,7 @@ pub(crate) async fn append(store: &dyn EventStore, events: Vec<NewEvent>) -> usi
         .append(NewEvents {
             events,
             resume_after: None,
+            backfill: None,
         })
         .await
         .unwrap()
@@ -506,6 +508,7 @@ pub(crate) async fn resume_position_only_moves_forward(store: &dyn EventStore) {
             .append(NewEvents {
                 events: Vec::new(),
                 resume_after: lsn,
+                backfill: None,
             })
             .await
             .unwrap();
@@ -590,6 +593,20 @@ macro_rules! event_store_suite {
             use super::*;
             use crate::store::suite;
 
+            #[tokio::test]
+            async fn live_events_go_before_a_backfill() {
+                crate::store::suite_backfill::live_events_go_before_a_backfill(
+                    $factory.await.as_ref(),
+                )
+                .await;
+            }
+            #[tokio::test]
+            async fn backfill_jobs_are_kept_with_their_pages() {
+                crate::store::suite_backfill::backfill_jobs_are_kept_with_their_pages(
+                    $factory.await.as_ref(),
+                )
+                .await;
+            }
             #[tokio::test]
             async fn claims_in_order_once() {
                 suite::claims_in_order_once($factory.await.as_ref()).await;

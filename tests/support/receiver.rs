@@ -108,6 +108,16 @@ impl Receiver {
             .max()
     }
 
+    /// How many requests so far `predicate` holds for, without copying them.
+    pub(crate) fn count_where(&self, predicate: impl Fn(&Received) -> bool) -> usize {
+        self.requests
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|request| predicate(request))
+            .count()
+    }
+
     pub(crate) fn requests(&self) -> Vec<Received> {
         self.requests.lock().unwrap().clone()
     }
@@ -117,15 +127,17 @@ impl Receiver {
         let deadline = tokio::time::Instant::now() + limit;
         loop {
             let notified = self.arrived.notified();
-            let requests = self.requests();
-            if requests.len() >= count {
-                return requests;
+            // Counted, not copied, on every arrival: tens of thousands of requests would
+            // otherwise be copied once per request.
+            if self.count() >= count {
+                return self.requests();
             }
             if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                let requests = self.requests();
+                let targets: Vec<&String> = requests.iter().map(|r| &r.target).take(50).collect();
                 panic!(
-                    "expected {count} requests, got {}: {:#?}",
+                    "expected {count} requests, got {} (the first to {targets:#?})",
                     requests.len(),
-                    requests.iter().map(|r| &r.target).collect::<Vec<_>>()
                 );
             }
         }

@@ -68,7 +68,7 @@ impl OutboxRow {
         let columns = self.parse_columns()?;
         let row = self.row(types, &columns, "row", &self.item)?;
         let (item, old, changed) = match action {
-            Action::Create => (row, None, None),
+            Action::Create | Action::Read => (row, None, None),
             Action::Delete => (row.clone(), Some(row), None),
             Action::Update => {
                 let old_text = self

@@ -162,7 +162,7 @@ pub async fn setup(client: &Client, config: &Config) -> Result<Vec<String>, Setu
         return Err(SetupError::ServerTooOld { version });
     }
     let mut tables = BTreeSet::new();
-    for model in config.models.values() {
+    for model in config.captured_models() {
         if catalog::table_info(client, &model.table).await?.is_none() {
             return Err(SetupError::TableMissing {
                 model: model.name.clone(),

@@ -75,7 +75,7 @@ async fn check_catalog(
             "publication {publication:?} does not exist: run `rowhook setup`"
         )));
     }
-    for model in config.models.values() {
+    for model in config.captured_models() {
         let table = &model.table;
         let Some(info) = catalog::table_info(client, table).await? else {
             findings.push(Finding::error(format!(

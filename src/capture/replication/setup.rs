@@ -19,7 +19,7 @@ pub async fn setup(
     let mut report = Vec::new();
     let mut tables = Vec::new();
     let mut any_partitioned = false;
-    for model in config.models.values() {
+    for model in config.captured_models() {
         let info = catalog::table_info(client, &model.table)
             .await?
             .ok_or_else(|| SetupError::TableMissing {

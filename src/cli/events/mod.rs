@@ -4,7 +4,6 @@
 //! it themselves; when one does, they ask that service's admin API. Both answer with the
 //! typed views of `rowhook::history`, so one printing path serves both.
 
-mod admin_api;
 mod source;
 pub(crate) mod text;
 

@@ -11,8 +11,8 @@ use rowhook::store::{self, EventQuery, EventStore, StoreError};
 use rowhook::time::now_ms;
 
 use super::Filter;
-use super::admin_api::AdminApi;
 use crate::cli::Failure;
+use crate::cli::admin_api::AdminApi;
 
 pub(super) enum History<'a> {
     /// Opened here: no other process holds it.
@@ -175,7 +175,7 @@ mod tests {
     use std::time::Duration;
 
     use rowhook::config::{AdminConfig, StoreConfig};
-    use rowhook::event::{Attempt, Content, ErrorKind, NewEvent, Request};
+    use rowhook::event::{Attempt, Content, ErrorKind, Lane, NewEvent, Request};
     use rowhook::store::{FinishedAttempt, NewEvents};
     use serde_json::json;
 
@@ -198,6 +198,7 @@ mod tests {
                 },
                 envelope: None,
             },
+            lane: Lane::Live,
         }
     }
 
@@ -239,6 +240,7 @@ headers = { Authorization = "Bearer abc" }
                 .append(NewEvents {
                     events,
                     resume_after: None,
+                    backfill: None,
                 })
                 .await
                 .unwrap();

@@ -32,7 +32,7 @@ fn unknown_key_in_a_section_and_in_a_model() {
         error(&format!(
             "{MINIMAL}\n[models.customer]\ntable = \"c\"\nschema = \"s\"\n"
         )),
-        "config/rowhook.toml: models.customer.schema: unknown key (expected one of: table)"
+        "config/rowhook.toml: models.customer.schema: unknown key (expected one of: table, relations)"
     );
 }
 

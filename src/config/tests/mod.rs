@@ -2,6 +2,7 @@
 //! the values of configurations that load.
 
 mod mistakes;
+mod relations;
 mod valid;
 
 use std::path::Path;

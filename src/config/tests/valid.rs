@@ -34,6 +34,7 @@ fn defaults() {
         ModelConfig {
             name: "order".to_string(),
             table: TableName::new("public", "orders"),
+            relations: Default::default(),
         }
     );
     let webhook = &config.webhooks[0];

@@ -2,9 +2,10 @@
 //! numbers, write each webhook's events as chunks with their id-index spans, the next
 //! sequence and the checkpoint — one atomic batch.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use super::{SledStore, backend, chunk, keys, ranges, values};
+use super::{SledStore, backend, chunk, jobs, keys, lanes, ranges, values};
 use crate::event::{NewEvent, Status};
 use crate::store::{Appended, NewEvents, StoreError};
 
@@ -24,7 +25,13 @@ impl SledStore {
         let NewEvents {
             events,
             resume_after,
+            backfill,
         } = batch;
+        // Events wait in their webhook's queue for their lane.
+        let queues: Vec<Cow<'_, str>> = events
+            .iter()
+            .map(|event| lanes::queue_name(&event.webhook, event.lane))
+            .collect();
         let _appending = self
             .appending
             .lock()
@@ -34,12 +41,9 @@ impl SledStore {
         // reconnect) is kept once.
         let mut seen = HashSet::with_capacity(events.len());
         let mut by_webhook: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-        for event in &events {
+        for (event, queue) in events.iter().zip(&queues) {
             if seen.insert(event.id.as_str()) {
-                by_webhook
-                    .entry(&event.webhook)
-                    .or_default()
-                    .push(&event.id);
+                by_webhook.entry(queue).or_default().push(&event.id);
             }
         }
         let mut placements = HashMap::with_capacity(by_webhook.len());
@@ -55,9 +59,13 @@ impl SledStore {
 
         // Sequence numbers in arrival order, so listings show the newest first.
         seen.clear();
-        let fresh: Vec<&NewEvent> = events
+        let fresh: Vec<(&NewEvent, &str)> = events
             .iter()
-            .filter(|event| seen.insert(event.id.as_str()) && !stored_already.contains(&event.id))
+            .zip(&queues)
+            .filter(|(event, _)| {
+                seen.insert(event.id.as_str()) && !stored_already.contains(&event.id)
+            })
+            .map(|(event, queue)| (event, queue.as_ref()))
             .collect();
         let created = fresh.len();
         let (first, known, checkpoint) = {
@@ -69,9 +77,9 @@ impl SledStore {
         };
         let next = first + created as u64;
         let mut planned: BTreeMap<&str, Vec<(u64, &NewEvent)>> = BTreeMap::new();
-        for (offset, event) in fresh.into_iter().enumerate() {
+        for (offset, (event, queue)) in fresh.into_iter().enumerate() {
             planned
-                .entry(&event.webhook)
+                .entry(queue)
                 .or_default()
                 .push((first + offset as u64, event));
         }
@@ -120,6 +128,9 @@ impl SledStore {
             logged.extend(stored.location);
         }
         writes.insert(keys::NEXT_SEQUENCE, &next.to_be_bytes());
+        if let Some(job) = &backfill {
+            writes.insert(keys::backfill(job.id), jobs::encode(job));
+        }
         let advance = resume_after.filter(|lsn| checkpoint.is_none_or(|stored| *lsn > stored));
         if let Some(lsn) = advance {
             writes.insert(keys::CHECKPOINT, &lsn.0.to_be_bytes());

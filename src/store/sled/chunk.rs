@@ -102,12 +102,13 @@ impl Entry<'_> {
         };
         NewEvent {
             id: self.id.to_string(),
-            webhook: webhook.to_string(),
+            webhook: super::lanes::webhook_of(webhook).to_string(),
             model: model.to_string(),
             kind: self.kind.to_string(),
             created_at_ms: self.created_at_ms,
             first_attempt_at_ms: self.first_attempt_at_ms,
             content,
+            lane: super::lanes::lane_of(webhook),
         }
     }
 }
@@ -386,6 +387,7 @@ mod tests {
                 },
                 envelope: None,
             },
+            lane: crate::event::Lane::Live,
         }
     }
 

@@ -14,7 +14,7 @@ use super::chunk::{Chunk, Entry};
 use super::pages::StatePage;
 use super::state::EventState;
 use super::value_log::Location;
-use super::{Inner, SledStore, backend, keys, values};
+use super::{Inner, SledStore, backend, keys, lanes, values};
 use crate::event::Status;
 use crate::store::{Claim, ClaimedEvent, DueEvents, EventRecord, FinishedAttempt, StoreError};
 
@@ -162,11 +162,12 @@ impl SledStore {
         // By page, so that each page is read and written once.
         let mut by_page: BTreeMap<(String, u64), Vec<(usize, FinishedAttempt)>> = BTreeMap::new();
         for (index, done) in finished.into_iter().enumerate() {
-            let queue = inner.queue(&done.webhook);
+            let queue_name = lanes::queue_name(&done.webhook, done.claim.lane).into_owned();
+            let queue = inner.queue(&queue_name);
             queue.claimed.remove(&done.claim.sequence);
             queue.first_claims.remove(&done.claim.sequence);
             by_page
-                .entry((done.webhook.clone(), done.claim.group))
+                .entry((queue_name, done.claim.group))
                 .or_default()
                 .push((index, done));
         }
@@ -318,7 +319,7 @@ fn claimed_event(
 ) -> Option<ClaimedEvent> {
     Some(ClaimedEvent {
         id: entry.id.to_string(),
-        webhook: webhook.to_string(),
+        webhook: lanes::webhook_of(webhook).to_string(),
         created_at_ms: entry.created_at_ms,
         request: entry.request()?,
         attempts,
@@ -326,6 +327,7 @@ fn claimed_event(
             sequence: entry.sequence,
             group,
             due_at_ms,
+            lane: lanes::lane_of(webhook),
         },
     })
 }

@@ -22,6 +22,8 @@ pub(super) const FAILED: u8 = b'f';
 pub(super) const WEBHOOK: u8 = b'w';
 /// Where the first-attempt scan of a webhook may start after a restart: `q`, webhook.
 pub(super) const FRONTIER: u8 = b'q';
+/// A backfill job: `j`, its id.
+pub(super) const BACKFILL: u8 = b'j';
 pub(super) const CHECKPOINT: &[u8] = b"m-checkpoint";
 pub(super) const NEXT_SEQUENCE: &[u8] = b"m-next-sequence";
 
@@ -61,6 +63,12 @@ pub(super) fn failed(webhook: &str, sequence: u64) -> Vec<u8> {
 pub(super) fn range(webhook: &str, lowest_id: &str) -> Vec<u8> {
     let mut key = prefix(RANGE, webhook);
     key.extend_from_slice(lowest_id.as_bytes());
+    key
+}
+
+pub(super) fn backfill(job: u32) -> Vec<u8> {
+    let mut key = vec![BACKFILL];
+    key.extend_from_slice(&job.to_be_bytes());
     key
 }
 

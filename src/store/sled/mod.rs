@@ -18,7 +18,9 @@ mod append;
 mod chunk;
 mod claim;
 mod codec;
+mod jobs;
 mod keys;
+mod lanes;
 mod pages;
 mod prune;
 mod ranges;
@@ -37,6 +39,7 @@ use std::sync::{Mutex, MutexGuard};
 use async_trait::async_trait;
 use sled::{Db, Tree};
 
+use crate::backfill::BackfillJob;
 use crate::change::Lsn;
 use crate::event::Status;
 use crate::store::{
@@ -341,8 +344,8 @@ impl EventStore for SledStore {
     async fn append(&self, batch: NewEvents) -> Result<Appended, StoreError> {
         let (appended, touched) = self.write_appended(batch)?;
         self.flush_now().await?;
-        for webhook in touched {
-            self.wakeups.wake(&webhook);
+        for queue in touched {
+            self.wakeups.wake(lanes::webhook_of(&queue));
         }
         Ok(appended)
     }
@@ -357,7 +360,17 @@ impl EventStore for SledStore {
         now_ms: u64,
         limit: usize,
     ) -> Result<DueEvents, StoreError> {
-        self.claim(webhook, now_ms, limit)
+        let [live, backfill] = lanes::queues_of(webhook);
+        let mut due = self.claim(&live, now_ms, limit)?;
+        if due.events.len() < limit {
+            let more = self.claim(&backfill, now_ms, limit - due.events.len())?;
+            due.events.extend(more.events);
+            due.next_due_at_ms = match (due.next_due_at_ms, more.next_due_at_ms) {
+                (Some(live), Some(backfill)) => Some(live.min(backfill)),
+                (live, backfill) => live.or(backfill),
+            };
+        }
+        Ok(due)
     }
 
     async fn record_attempts(
@@ -383,7 +396,16 @@ impl EventStore for SledStore {
     }
 
     async fn counts(&self) -> Result<BTreeMap<String, Counts>, StoreError> {
-        Ok(self.lock().counts.clone())
+        let mut by_webhook: BTreeMap<String, Counts> = BTreeMap::new();
+        for (queue, counts) in &self.lock().counts {
+            let total = by_webhook
+                .entry(lanes::webhook_of(queue).to_string())
+                .or_default();
+            for (status, count) in counts {
+                *total.entry(*status).or_default() += count;
+            }
+        }
+        Ok(by_webhook)
     }
 
     async fn prune(&self, cutoff_ms: u64) -> Result<u64, StoreError> {
@@ -392,6 +414,24 @@ impl EventStore for SledStore {
 
     async fn flush(&self) -> Result<(), StoreError> {
         self.flush_now().await
+    }
+
+    async fn save_backfill(&self, job: &BackfillJob) -> Result<(), StoreError> {
+        self.tree
+            .insert(keys::backfill(job.id), jobs::encode(job))
+            .map_err(backend("storing a backfill job"))?;
+        self.flush_now().await
+    }
+
+    async fn backfills(&self) -> Result<Vec<BackfillJob>, StoreError> {
+        self.tree
+            .scan_prefix([keys::BACKFILL])
+            .values()
+            .map(|value| {
+                let value = value.map_err(backend("reading backfill jobs"))?;
+                jobs::decode(&value)
+            })
+            .collect()
     }
 
     async fn size_on_disk(&self) -> Result<Option<u64>, StoreError> {

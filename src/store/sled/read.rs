@@ -4,7 +4,7 @@
 use super::chunk::{Chunk, Entry};
 use super::claim::truncated;
 use super::state::EventState;
-use super::{SledStore, backend, keys, ranges};
+use super::{SledStore, backend, keys, lanes, ranges};
 use crate::event::Status;
 use crate::store::{EventQuery, EventRecord, StoreError, StoredEvent};
 
@@ -29,7 +29,7 @@ pub(super) fn record_of(
     let last = state.and_then(|state| state.attempts.last());
     EventRecord {
         id: entry.id.to_string(),
-        webhook: webhook.to_string(),
+        webhook: lanes::webhook_of(webhook).to_string(),
         model: model.to_string(),
         kind: entry.kind.to_string(),
         created_at_ms: entry.created_at_ms,
@@ -51,7 +51,7 @@ impl SledStore {
     pub(super) fn locate(&self, id: &str) -> Result<Option<(String, Chunk, usize)>, StoreError> {
         let mut webhooks = self.webhooks()?;
         // Event ids end in `_<webhook>`: ask that webhook first.
-        webhooks.sort_by_key(|webhook| !id.ends_with(&format!("_{webhook}")));
+        webhooks.sort_by_key(|queue| !id.ends_with(&format!("_{}", lanes::webhook_of(queue))));
         for webhook in webhooks {
             let Some(span) = ranges::containing(&self.tree, &webhook, id)? else {
                 continue;
@@ -90,7 +90,7 @@ impl SledStore {
         };
         let before = query.before.unwrap_or(u64::MAX);
         let webhooks = match &query.webhook {
-            Some(webhook) => vec![webhook.clone()],
+            Some(webhook) => lanes::queues_of(webhook).to_vec(),
             None => self.webhooks()?,
         };
         let mut found = Vec::new();

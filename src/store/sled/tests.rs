@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::SledStore;
+use crate::backfill::BackfillJob;
 use crate::change::Lsn;
 use crate::event::{ErrorKind, Status};
 use crate::store::suite::{self, T0, append, event, event_store_suite, finished};
@@ -85,6 +86,12 @@ impl EventStore for TemporaryStore {
     }
     async fn size_on_disk(&self) -> Result<Option<u64>, StoreError> {
         self.store.size_on_disk().await
+    }
+    async fn save_backfill(&self, job: &BackfillJob) -> Result<(), StoreError> {
+        self.store.save_backfill(job).await
+    }
+    async fn backfills(&self) -> Result<Vec<BackfillJob>, StoreError> {
+        self.store.backfills().await
     }
     fn wakeups(&self) -> &Wakeups {
         self.store.wakeups()

@@ -2,28 +2,36 @@
 //! the store in batches, and once a batch is durable acknowledges the last commit it
 //! covers to the capture stage.
 //!
+//! Changes for webhooks that include relations wait in the batch until it is appended:
+//! then one query per relation fetches the related rows of all of them (CONTRACT §8).
+//! While the database cannot be reached for that, the batch is held and tried again —
+//! nothing is acknowledged, and capture waits behind the full queue.
+//!
 //! Batches form by themselves: whatever has arrived while the previous append ran goes
 //! into the next, so an idle database gets one append per transaction (low latency) and
 //! a busy one few appends for many transactions (high throughput). A batch is bounded in
 //! changes, bytes and time, so a huge transaction is written as it streams — never held
 //! whole — and acknowledged at its commit.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
-use tracing::{debug, warn};
+use tracing::debug;
 
 use crate::capture::{Acknowledger, Captured, CommitPosition};
 use crate::change::Change;
 use crate::config::Config;
-use crate::event::{Content, NewEvent};
+use crate::event::{Lane, NewEvent};
 use crate::metrics::Metrics;
-use crate::retry;
-use crate::route::{RoutedEvent, Router};
+use crate::model::Relations;
+use crate::route::Router;
+use crate::shutdown::Shutdown;
 use crate::store::{EventStore, NewEvents, StoreError};
-use crate::time::now_ms;
+
+mod routing;
+
+pub(crate) use routing::{Routed, Routing, Waiting};
 
 /// Under a steady stream, append (and so acknowledge) at least every this many changes,
 /// bytes of events, or this much time, whichever comes first: notify mode's outbox is
@@ -31,13 +39,26 @@ use crate::time::now_ms;
 const MAX_CHANGES_PER_BATCH: usize = 5_000;
 const MAX_BYTES_PER_BATCH: usize = 4 * 1024 * 1024;
 const MAX_BATCH_INTERVAL: Duration = Duration::from_millis(250);
+/// What a change waiting for its relations is taken to weigh in a batch.
+const WAITING_CHANGE_BYTES: usize = 512;
 
 pub struct Ingest {
-    router: Router,
+    routing: Routing,
     store: Arc<dyn EventStore>,
-    schedules: HashMap<String, Vec<Duration>>,
     acknowledger: Acknowledger,
     metrics: Arc<Metrics>,
+    shutdown: Shutdown,
+}
+
+/// How ingest reaches what it works with.
+pub struct IngestParts {
+    pub router: Arc<Router>,
+    pub store: Arc<dyn EventStore>,
+    pub acknowledger: Acknowledger,
+    pub metrics: Arc<Metrics>,
+    pub relations: Arc<Relations>,
+    /// Ends a wait for an unreachable database (nothing is acknowledged then).
+    pub shutdown: Shutdown,
 }
 
 /// What has been received since the last append.
@@ -49,27 +70,18 @@ struct Batch {
     /// The last commit received; acknowledged once the batch is durable.
     commit: Option<CommitPosition>,
     started: Option<Instant>,
+    /// Changes whose webhooks include relations, routed once they are looked up.
+    waiting: Vec<Waiting>,
 }
 
 impl Ingest {
-    pub fn new(
-        config: &Config,
-        router: Router,
-        store: Arc<dyn EventStore>,
-        acknowledger: Acknowledger,
-        metrics: Arc<Metrics>,
-    ) -> Ingest {
-        let schedules = config
-            .webhooks
-            .iter()
-            .map(|webhook| (webhook.name.clone(), webhook.delivery.retry.clone()))
-            .collect();
+    pub fn new(config: &Config, parts: IngestParts) -> Ingest {
         Ingest {
-            router,
-            store,
-            schedules,
-            acknowledger,
-            metrics,
+            routing: Routing::new(config, parts.router, parts.relations, Lane::Live),
+            store: parts.store,
+            acknowledger: parts.acknowledger,
+            metrics: parts.metrics,
+            shutdown: parts.shutdown,
         }
     }
 
@@ -81,7 +93,7 @@ impl Ingest {
         // starve delivery of the runtime's threads.
         while let Some(item) = input.recv().await {
             match item {
-                Captured::Change(change) => self.route(&change, &mut batch),
+                Captured::Change(change) => self.route(*change, &mut batch),
                 Captured::Commit(position) => batch.commit = Some(position),
             }
             let full = batch.changes >= MAX_CHANGES_PER_BATCH
@@ -91,60 +103,47 @@ impl Ingest {
                     .is_some_and(|started| started.elapsed() >= MAX_BATCH_INTERVAL);
             // Between transactions, whatever has arrived goes now; inside one, only a
             // full batch does (it is acknowledged at the commit).
-            if full || (input.is_empty() && batch.commit.is_some()) {
-                self.append(&mut batch).await?;
+            if (full || (input.is_empty() && batch.commit.is_some()))
+                && !self.append(&mut batch).await?
+            {
+                return Ok(());
             }
         }
-        self.append(&mut batch).await
+        self.append(&mut batch).await.map(|_| ())
     }
 
-    fn route(&self, change: &Change, batch: &mut Batch) {
+    fn route(&self, change: Change, batch: &mut Batch) {
         self.metrics.change_captured();
         batch.changes += 1;
         batch.started.get_or_insert_with(Instant::now);
-        for routed in self.router.route(change) {
-            let event = self.new_event(routed);
-            batch.bytes += event.size();
-            batch.events.push(event);
+        let candidates = self.routing.router().candidates(&change);
+        let before = batch.events.len();
+        let waiting = self
+            .routing
+            .route_or_wait(change, candidates, &mut batch.events);
+        batch.bytes += batch.events[before..]
+            .iter()
+            .map(NewEvent::size)
+            .sum::<usize>();
+        if let Some(waiting) = waiting {
+            batch.bytes += WAITING_CHANGE_BYTES;
+            batch.waiting.push(waiting);
         }
     }
 
-    fn new_event(&self, routed: RoutedEvent) -> NewEvent {
-        let created_at_ms = now_ms();
-        let schedule = self
-            .schedules
-            .get(&routed.webhook)
-            .map(Vec::as_slice)
-            .unwrap_or_default();
-        let content = match routed.request {
-            Ok(request) => Content::Rendered {
-                request,
-                envelope: (!routed.body_is_envelope).then(|| routed.envelope.to_string()),
-            },
-            Err(error) => {
-                warn!(event = %routed.id, webhook = %routed.webhook, %error, "request not rendered");
-                Content::Unrendered {
-                    reason: error.to_string(),
-                    envelope: routed.envelope.to_string(),
-                }
-            }
-        };
-        NewEvent {
-            id: routed.id,
-            webhook: routed.webhook,
-            model: routed.model,
-            kind: routed.kind,
-            created_at_ms,
-            first_attempt_at_ms: retry::first_attempt_at(created_at_ms, schedule),
-            content,
+    /// Appends the batch, durably, then acknowledges its last commit. `false` when the
+    /// batch was given up (shutdown while its lookups waited for the database): then
+    /// nothing after it may be acknowledged either, and ingest stops.
+    async fn append(&self, batch: &mut Batch) -> Result<bool, StoreError> {
+        let mut taken = std::mem::take(batch);
+        let waiting = std::mem::take(&mut taken.waiting);
+        let mut shutdown = self.shutdown.clone();
+        match self.routing.route_waiting(waiting, &mut shutdown).await {
+            Routed::Events(events) => taken.events.extend(events),
+            Routed::Abandoned => return Ok(false),
         }
-    }
-
-    /// Appends the batch, durably, then acknowledges its last commit.
-    async fn append(&self, batch: &mut Batch) -> Result<(), StoreError> {
-        let taken = std::mem::take(batch);
         if taken.events.is_empty() && taken.commit.is_none() {
-            return Ok(());
+            return Ok(true);
         }
         let resume_after = match taken.commit {
             Some(CommitPosition::Wal(lsn)) => Some(lsn),
@@ -156,6 +155,7 @@ impl Ingest {
             .append(NewEvents {
                 events: taken.events,
                 resume_after,
+                backfill: None,
             })
             .await?;
         debug!(
@@ -168,6 +168,6 @@ impl Ingest {
         if let Some(position) = taken.commit {
             self.acknowledger.acknowledge(position);
         }
-        Ok(())
+        Ok(true)
     }
 }

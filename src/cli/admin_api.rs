@@ -1,4 +1,4 @@
-//! The running service's admin API, as the CLI's `events` commands ask it.
+//! The running service's admin API, as the CLI's `events` and `backfill` commands ask it.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
@@ -13,14 +13,14 @@ use serde_json::Value;
 const API_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The running service's admin API.
-pub(super) struct AdminApi {
+pub(crate) struct AdminApi {
     http: reqwest::Client,
     base: Url,
     token: String,
 }
 
 impl AdminApi {
-    pub(super) fn new(admin: &AdminConfig) -> anyhow::Result<AdminApi> {
+    pub(crate) fn new(admin: &AdminConfig) -> anyhow::Result<AdminApi> {
         let http = reqwest::Client::builder()
             .timeout(API_TIMEOUT)
             .build()
@@ -36,13 +36,31 @@ impl AdminApi {
 
     /// Calls the API and reads its JSON answer as `T` (`null` for an empty body). `event`
     /// names the event the route is about, so that a 404 reads "no event …".
-    pub(super) async fn call<T: DeserializeOwned>(
+    pub(crate) async fn call<T: DeserializeOwned>(
         &self,
         method: Method,
         segments: &[&str],
         query: &[(&str, String)],
         event: Option<&str>,
     ) -> anyhow::Result<T> {
+        match self.send(method, segments, query, None).await? {
+            Answer::Success(value) => Ok(value),
+            Answer::Refused { status, message } => match (status, event) {
+                (StatusCode::NOT_FOUND, Some(id)) => Err(anyhow!("no event {id}")),
+                _ => Err(anyhow!("the admin API answered {status}: {message}")),
+            },
+        }
+    }
+
+    /// Sends a request (with a JSON body, if given) and tells success from refusal,
+    /// so a caller can tell the user's mistake (4xx) from the service's.
+    pub(crate) async fn send<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        segments: &[&str],
+        query: &[(&str, String)],
+        body: Option<&Value>,
+    ) -> anyhow::Result<Answer<T>> {
         let mut url = self.base.clone();
         // Pushed as segments so that an id typed by hand is escaped, not interpreted.
         url.path_segments_mut()
@@ -53,45 +71,48 @@ impl AdminApi {
             url.query_pairs_mut()
                 .extend_pairs(query.iter().map(|(name, value)| (*name, value.as_str())));
         }
-        let response = self
-            .http
-            .request(method, url)
-            .bearer_auth(&self.token)
+        let mut request = self.http.request(method, url).bearer_auth(&self.token);
+        if let Some(body) = body {
+            request = request
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body.to_string());
+        }
+        let response = request
             .send()
             .await
-            .with_context(|| {
-                format!(
-                    "the store is in use by a running rowhook, and its admin API at {} \
-                     did not answer",
-                    self.base
-                )
-            })?;
+            .with_context(|| format!("no rowhook service answers at {}", self.base))?;
         let status = response.status();
-        let body = response
+        let text = response
             .text()
             .await
             .context("reading the admin API's answer failed")?;
         if status.is_success() {
-            let body = if body.trim().is_empty() {
+            let text = if text.trim().is_empty() {
                 "null"
             } else {
-                &body
+                &text
             };
-            return serde_json::from_str(body)
+            return serde_json::from_str(text)
+                .map(Answer::Success)
                 .context("the admin API answered JSON of an unexpected shape");
         }
-        match (status, event) {
-            (StatusCode::NOT_FOUND, Some(id)) => Err(anyhow!("no event {id}")),
-            (StatusCode::UNAUTHORIZED, _) => Err(anyhow!(
+        if status == StatusCode::UNAUTHORIZED {
+            return Err(anyhow!(
                 "the admin API at {} refused the token (admin.token)",
                 self.base
-            )),
-            _ => Err(anyhow!(
-                "the admin API answered {status}: {}",
-                error_message(&body)
-            )),
+            ));
         }
+        Ok(Answer::Refused {
+            status,
+            message: error_message(&text),
+        })
     }
+}
+
+/// What the admin API made of a request.
+pub(crate) enum Answer<T> {
+    Success(T),
+    Refused { status: StatusCode, message: String },
 }
 
 /// Where to reach the admin server: a wildcard listen address is reached on loopback.

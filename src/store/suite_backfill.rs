@@ -1,0 +1,121 @@
+//! The backend-neutral suite, continued: a backfill's lane and its jobs.
+
+use std::time::Duration;
+
+use super::suite::{T0, append, event, finished};
+use super::{EventQuery, EventStore, NewEvents};
+use crate::backfill::{BackfillJob, JobState};
+use crate::event::{Lane, NewEvent, Status};
+
+fn backfill_event(id: &str, webhook: &str) -> NewEvent {
+    NewEvent {
+        lane: Lane::Backfill,
+        kind: "order.read".into(),
+        ..event(id, webhook)
+    }
+}
+
+pub(crate) fn job(id: u32) -> BackfillJob {
+    BackfillJob {
+        id,
+        model: "order".into(),
+        webhooks: vec!["hook".into()],
+        condition: Some("id > 0".into()),
+        batch: 500,
+        state: JobState::Running,
+        error: None,
+        cursor: None,
+        rows_done: 0,
+        rows_estimated: 1_000,
+        events_created: 0,
+        started_at_ms: T0,
+        updated_at_ms: T0,
+        finished_at_ms: None,
+    }
+}
+
+/// Live events are claimed before a backfill's, however many of those wait; the history
+/// shows both as the webhook's.
+pub(crate) async fn live_events_go_before_a_backfill(store: &dyn EventStore) {
+    let backlog: Vec<NewEvent> = (0..300)
+        .map(|index| backfill_event(&format!("evt_b{index:04}"), "hook"))
+        .collect();
+    assert_eq!(append(store, backlog).await, 300);
+    assert_eq!(append(store, vec![event("evt_live", "hook")]).await, 1);
+
+    let first = store.claim_due("hook", T0, 1).await.unwrap();
+    assert_eq!(first.events[0].id, "evt_live");
+    assert_eq!(first.events[0].webhook, "hook");
+    let next = store.claim_due("hook", T0, 2).await.unwrap();
+    let ids: Vec<&str> = next.events.iter().map(|event| event.id.as_str()).collect();
+    assert_eq!(ids, ["evt_b0000", "evt_b0001"]);
+    assert_eq!(next.events[0].webhook, "hook");
+
+    let done = [first.events, next.events]
+        .concat()
+        .iter()
+        .map(|event| finished(event, None, &[Duration::ZERO], T0 + 10))
+        .collect();
+    assert_eq!(
+        store.record_attempts(done).await.unwrap(),
+        vec![Status::Delivered; 3]
+    );
+    let counts = store.counts().await.unwrap();
+    assert_eq!(
+        counts.len(),
+        1,
+        "one webhook, whatever its lanes: {counts:?}"
+    );
+    assert_eq!(counts["hook"][&Status::Delivered], 3);
+    assert_eq!(counts["hook"][&Status::Pending], 298);
+
+    let listed = store
+        .list(&EventQuery {
+            webhook: Some("hook".into()),
+            limit: 2,
+            ..EventQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(listed[0].id, "evt_live");
+    assert!(listed.iter().all(|record| record.webhook == "hook"));
+    let one = store.event("evt_b0001").await.unwrap().expect("stored");
+    assert_eq!(one.record.webhook, "hook");
+    assert_eq!(one.record.status, Status::Delivered);
+    let redelivered = store.redeliver("evt_b0001", T0 + 20).await.unwrap();
+    assert_eq!(redelivered.webhook, "hook");
+    let again = store.claim_due("hook", T0 + 20, 10).await.unwrap();
+    assert!(again.events.iter().any(|event| event.id == "evt_b0001"));
+}
+
+/// A job's state is stored with the events of its page, in one write, and read back.
+pub(crate) async fn backfill_jobs_are_kept_with_their_pages(store: &dyn EventStore) {
+    store.save_backfill(&job(1)).await.unwrap();
+    let mut advanced = job(1);
+    advanced.cursor = Some(vec!["42".into()]);
+    advanced.rows_done = 1;
+    let appended = store
+        .append(NewEvents {
+            events: vec![backfill_event("evt_b1", "hook")],
+            resume_after: None,
+            backfill: Some(advanced.clone()),
+        })
+        .await
+        .unwrap();
+    assert_eq!(appended.created, 1);
+    store.save_backfill(&job(2)).await.unwrap();
+    assert_eq!(store.backfills().await.unwrap(), vec![advanced, job(2)]);
+    // A page read again after a crash stores nothing twice, and the job still moves on.
+    let mut further = job(1);
+    further.rows_done = 2;
+    let again = store
+        .append(NewEvents {
+            events: vec![backfill_event("evt_b1", "hook")],
+            resume_after: None,
+            backfill: Some(further.clone()),
+        })
+        .await
+        .unwrap();
+    assert_eq!(again.created, 0);
+    assert_eq!(store.backfills().await.unwrap()[0], further);
+}

@@ -77,6 +77,11 @@ enum Command {
         #[arg(long)]
         batch: Option<u32>,
     },
+    /// The webhooks: list them with their counts, pause and resume their delivery.
+    Webhooks {
+        #[command(subcommand)]
+        command: WebhooksCommand,
+    },
     /// The event history: list, show and redeliver events.
     Events {
         #[command(subcommand)]
@@ -110,6 +115,20 @@ enum Command {
         #[arg(long)]
         database_url: Option<String>,
     },
+}
+
+#[derive(Subcommand)]
+enum WebhooksCommand {
+    /// Every configured webhook: model, state (delivering, paused, inactive), counts.
+    List {
+        /// Print a JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop attempting a webhook's events; new events are still created and wait.
+    Pause { name: String },
+    /// Deliver a paused webhook's events again.
+    Resume { name: String },
 }
 
 #[derive(Subcommand)]
@@ -170,6 +189,7 @@ fn main() -> ExitCode {
         Command::Demo { .. } => "error",
         Command::Tail
         | Command::Backfill { .. }
+        | Command::Webhooks { .. }
         | Command::Events { .. }
         | Command::SendTest { .. }
         | Command::Receive { .. } => "warn",
@@ -216,6 +236,17 @@ fn main() -> ExitCode {
                 (None, None) => Err(cli::Failure::Configuration(vec![
                     "error: name the model to backfill".to_string(),
                 ])),
+            },
+            Command::Webhooks { command } => match command {
+                WebhooksCommand::List { json } => {
+                    cli::webhooks::list(&arguments.config, json).await
+                }
+                WebhooksCommand::Pause { name } => {
+                    cli::webhooks::set_paused(&arguments.config, &name, true).await
+                }
+                WebhooksCommand::Resume { name } => {
+                    cli::webhooks::set_paused(&arguments.config, &name, false).await
+                }
             },
             Command::Events { command } => match command {
                 EventsCommand::List {

@@ -87,6 +87,23 @@ impl AdminState {
         Ok(self.store.counts().await?.contains_key(name))
     }
 
+    /// Pauses or resumes a configured webhook; its summary afterwards.
+    pub(super) async fn set_paused(
+        &self,
+        name: &str,
+        paused: bool,
+    ) -> Result<WebhookSummary, AdminError> {
+        if !history::set_paused(self.store.as_ref(), &self.config, name, paused).await? {
+            return Err(AdminError::UnknownWebhook(name.to_string()));
+        }
+        let counts = self.store.counts().await?;
+        let now_paused = self.store.paused().await?;
+        history::webhooks(&self.config, &counts, &now_paused)
+            .into_iter()
+            .find(|webhook| webhook.name == name)
+            .ok_or_else(|| AdminError::UnknownWebhook(name.to_string()))
+    }
+
     /// Queues the event for an immediate attempt (the store wakes its lane).
     pub(super) async fn redeliver(&self, id: &str) -> Result<Redelivery, AdminError> {
         let event = self.store.redeliver(id, now_ms()).await?;
@@ -96,6 +113,21 @@ impl AdminState {
             status: event.status,
         })
     }
+}
+
+/// `POST /api/webhooks/{name}/pause` and `/resume`.
+pub(super) async fn pause(
+    State(state): State<AdminState>,
+    Path(name): Path<String>,
+) -> Result<Json<WebhookSummary>, AdminError> {
+    Ok(Json(state.set_paused(&name, true).await?))
+}
+
+pub(super) async fn resume(
+    State(state): State<AdminState>,
+    Path(name): Path<String>,
+) -> Result<Json<WebhookSummary>, AdminError> {
+    Ok(Json(state.set_paused(&name, false).await?))
 }
 
 /// The answer to a redelivery of one event.
@@ -128,17 +160,38 @@ pub(super) async fn healthz(State(state): State<AdminState>) -> Response {
 pub(super) async fn metrics(State(state): State<AdminState>) -> Result<Response, AdminError> {
     let capture = state.capture.borrow().clone();
     let mut text = state.metrics.render(&state.store.counts().await?, &capture);
+    text.push_str(&paused_metrics(&state.config, &state.store.paused().await?));
     if let Some(backfills) = &state.backfills {
         text.push_str(&super::backfills::metrics_text(&backfills.list()));
     }
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())
 }
 
+/// `rowhook_webhook_paused{webhook}`: 1 while a webhook's delivery is paused.
+fn paused_metrics(
+    config: &crate::config::Config,
+    paused: &std::collections::BTreeSet<String>,
+) -> String {
+    let mut text = String::from(
+        "# HELP rowhook_webhook_paused Whether a webhook's delivery is paused (1) or not (0).\n\
+         # TYPE rowhook_webhook_paused gauge\n",
+    );
+    for webhook in &config.webhooks {
+        text.push_str(&format!(
+            "rowhook_webhook_paused{{webhook=\"{}\"}} {}\n",
+            webhook.name,
+            u8::from(paused.contains(&webhook.name))
+        ));
+    }
+    text
+}
+
 pub(super) async fn webhooks(
     State(state): State<AdminState>,
 ) -> Result<Json<Vec<WebhookSummary>>, AdminError> {
     let counts = state.store.counts().await?;
-    Ok(Json(history::webhooks(&state.config, &counts)))
+    let paused = state.store.paused().await?;
+    Ok(Json(history::webhooks(&state.config, &counts, &paused)))
 }
 
 pub(super) async fn events(

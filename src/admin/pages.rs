@@ -100,11 +100,12 @@ impl IntoResponse for PageError {
 
 pub(super) async fn home(State(state): State<AdminState>) -> Result<Html<String>, PageError> {
     let counts = state.store.counts().await?;
+    let paused = state.store.paused().await?;
     let mut body = String::from(
         "<h1>Webhooks</h1><table><tr><th>name</th><th>model</th><th>method</th><th>URL</th>\
 <th>active</th><th>pending</th><th>delivered</th><th>failed</th></tr>",
     );
-    for webhook in history::webhooks(&state.config, &counts) {
+    for webhook in history::webhooks(&state.config, &counts, &paused) {
         let _ = write!(
             body,
             "<tr><td><a href=\"/webhooks/{link}\">{name}</a></td><td>{model}</td><td>{method}</td>\
@@ -115,7 +116,11 @@ pub(super) async fn home(State(state): State<AdminState>) -> Result<Html<String>
             model = escape(&webhook.model),
             method = escape(&webhook.method),
             url = escape(&webhook.url),
-            active = if webhook.active { "yes" } else { "no" },
+            active = match (webhook.active, webhook.paused) {
+                (false, _) => "no",
+                (true, true) => "<span class=\"badge failed\">paused</span>",
+                (true, false) => "yes",
+            },
             pending = webhook.counts.pending,
             delivered = webhook.counts.delivered,
             failed = webhook.counts.failed,
@@ -146,7 +151,26 @@ pub(super) async fn webhook(
     let link = format!("/webhooks/{}", url_component(&name));
     let status = query.status.map(|status| status.as_str());
 
-    let mut body = format!("<h1>Events of {}</h1><nav>", escape(&name));
+    let paused = state.store.paused().await?.contains(&name);
+    let mut body = format!("<h1>Events of {}</h1>", escape(&name));
+    if state.config.webhook(&name).is_some() {
+        let (state_text, action, button) = if paused {
+            (
+                "<span class=\"badge failed\">paused</span> events are created and wait",
+                "resume",
+                "Resume delivery",
+            )
+        } else {
+            ("delivering", "pause", "Pause delivery")
+        };
+        let _ = write!(
+            body,
+            "<form method=\"post\" action=\"{link}/{action}\"><p>{state_text} \
+<button type=\"submit\">{button}</button></p></form>",
+            link = escape(&format!("/webhooks/{}", url_component(&name)))
+        );
+    }
+    body.push_str("<nav>");
     for (label, filter) in [
         ("all", None),
         ("pending", Some("pending")),
@@ -336,6 +360,37 @@ pub(super) async fn redeliver(
     let location = format!("/events/{}", url_component(&id));
     // `Redirect::to` answers 303 See Other, so the browser follows with a GET.
     Ok(Redirect::to(&location).into_response())
+}
+
+/// The webhook page's pause and resume buttons, with the redeliver button's cross-site
+/// protection.
+pub(super) async fn pause(
+    State(state): State<AdminState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, PageError> {
+    set_paused_from_page(&state, &name, &headers, true).await
+}
+
+pub(super) async fn resume(
+    State(state): State<AdminState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, PageError> {
+    set_paused_from_page(&state, &name, &headers, false).await
+}
+
+async fn set_paused_from_page(
+    state: &AdminState,
+    name: &str,
+    headers: &HeaderMap,
+    paused: bool,
+) -> Result<Response, PageError> {
+    if cross_site(headers) {
+        return Err(AdminError::CrossSite.into());
+    }
+    state.set_paused(name, paused).await?;
+    Ok(Redirect::to(&format!("/webhooks/{}", url_component(name))).into_response())
 }
 
 #[cfg(test)]

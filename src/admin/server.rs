@@ -33,6 +33,8 @@ pub struct AdminState {
 pub fn router(state: AdminState) -> Router {
     let protected = Router::new()
         .route("/api/webhooks", get(api::webhooks))
+        .route("/api/webhooks/{name}/pause", post(api::pause))
+        .route("/api/webhooks/{name}/resume", post(api::resume))
         .route("/api/events", get(api::events))
         .route("/api/events/{id}", get(api::event))
         .route("/api/events/{id}/redeliver", post(api::redeliver))
@@ -47,6 +49,8 @@ pub fn router(state: AdminState) -> Router {
         .route("/webhooks/{name}", get(pages::webhook))
         .route("/events/{id}", get(pages::event))
         .route("/events/{id}/redeliver", post(pages::redeliver))
+        .route("/webhooks/{name}/pause", post(pages::pause))
+        .route("/webhooks/{name}/resume", post(pages::resume))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_token,

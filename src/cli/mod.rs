@@ -10,6 +10,7 @@ pub(crate) mod run;
 pub(crate) mod send_test;
 pub(crate) mod setup;
 pub(crate) mod tail;
+pub(crate) mod webhooks;
 
 use std::path::Path;
 use std::process::ExitCode;

@@ -105,7 +105,8 @@ pub(crate) async fn run(path: &Path, name: &str, item: Option<&str>) -> Result<(
     }
 }
 
-fn unknown_webhook(config: &Config, name: &str) -> Failure {
+/// A usage error naming the configured webhooks.
+pub(crate) fn unknown_webhook(config: &Config, name: &str) -> Failure {
     let known: Vec<&str> = config
         .webhooks
         .iter()

@@ -3,7 +3,7 @@
 
 mod view;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -28,12 +28,39 @@ pub struct Redelivered {
 }
 
 /// Every configured webhook with its counts by status.
-pub fn webhooks(config: &Config, counts: &BTreeMap<String, Counts>) -> Vec<WebhookSummary> {
+pub fn webhooks(
+    config: &Config,
+    counts: &BTreeMap<String, Counts>,
+    paused: &BTreeSet<String>,
+) -> Vec<WebhookSummary> {
     config
         .webhooks
         .iter()
-        .map(|webhook| WebhookSummary::of(webhook, counts.get(&webhook.name)))
+        .map(|webhook| {
+            WebhookSummary::of(
+                webhook,
+                counts.get(&webhook.name),
+                paused.contains(&webhook.name),
+            )
+        })
         .collect()
+}
+
+/// Pauses or resumes a configured webhook's delivery; `false` (and nothing changed) for
+/// a name the configuration does not have.
+pub async fn set_paused(
+    store: &dyn EventStore,
+    config: &Config,
+    webhook: &str,
+    paused: bool,
+) -> Result<bool, StoreError> {
+    if config.webhook(webhook).is_none() {
+        return Ok(false);
+    }
+    store.set_paused(webhook, paused).await?;
+    let done = if paused { "paused" } else { "resumed" };
+    tracing::info!(webhook, "webhook delivery {done}");
+    Ok(true)
 }
 
 /// One page of events, newest first.

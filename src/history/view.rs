@@ -223,10 +223,13 @@ pub struct WebhookSummary {
     pub url: String,
     pub on: Vec<String>,
     pub counts: StatusCounts,
+    /// Delivery paused (CONTRACT §9): events are created and wait.
+    #[serde(default)]
+    pub paused: bool,
 }
 
 impl WebhookSummary {
-    pub fn of(webhook: &WebhookConfig, counts: Option<&Counts>) -> WebhookSummary {
+    pub fn of(webhook: &WebhookConfig, counts: Option<&Counts>, paused: bool) -> WebhookSummary {
         WebhookSummary {
             name: webhook.name.clone(),
             model: webhook.model.clone(),
@@ -239,6 +242,7 @@ impl WebhookSummary {
                 .map(|action| action.as_str().to_string())
                 .collect(),
             counts: StatusCounts::of(counts),
+            paused,
         }
     }
 }

@@ -23,11 +23,11 @@ mod wakeups;
 #[cfg(test)]
 pub(crate) mod suite;
 #[cfg(test)]
-pub(crate) mod suite_backfill;
+pub(crate) mod suite_control;
 #[cfg(test)]
 pub(crate) use self::sled::tests::temporary_store;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -153,6 +153,14 @@ pub trait EventStore: Send + Sync {
 
     /// Makes everything recorded so far durable.
     async fn flush(&self) -> Result<(), StoreError>;
+
+    /// Pauses or resumes a webhook's delivery (CONTRACT §9): a paused webhook's events
+    /// are stored and wait, and [`EventStore::claim_due`] hands none out. Durable when it
+    /// returns; resuming wakes delivery.
+    async fn set_paused(&self, webhook: &str, paused: bool) -> Result<(), StoreError>;
+
+    /// The webhooks paused now.
+    async fn paused(&self) -> Result<BTreeSet<String>, StoreError>;
 
     /// Stores a backfill job's state. Durable when it returns.
     async fn save_backfill(&self, job: &BackfillJob) -> Result<(), StoreError>;

@@ -595,14 +595,18 @@ macro_rules! event_store_suite {
 
             #[tokio::test]
             async fn live_events_go_before_a_backfill() {
-                crate::store::suite_backfill::live_events_go_before_a_backfill(
+                crate::store::suite_control::live_events_go_before_a_backfill(
                     $factory.await.as_ref(),
                 )
                 .await;
             }
             #[tokio::test]
+            async fn a_paused_webhook_waits() {
+                crate::store::suite_control::a_paused_webhook_waits($factory.await.as_ref()).await;
+            }
+            #[tokio::test]
             async fn backfill_jobs_are_kept_with_their_pages() {
-                crate::store::suite_backfill::backfill_jobs_are_kept_with_their_pages(
+                crate::store::suite_control::backfill_jobs_are_kept_with_their_pages(
                     $factory.await.as_ref(),
                 )
                 .await;

@@ -4,7 +4,7 @@
 //! it themselves; when one does, they ask that service's admin API. Both answer with the
 //! typed views of `rowhook::history`, so one printing path serves both.
 
-mod source;
+pub(crate) mod source;
 pub(crate) mod text;
 
 use std::path::Path;

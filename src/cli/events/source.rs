@@ -6,15 +6,15 @@ use std::sync::Arc;
 use anyhow::{Context, anyhow};
 use rowhook::config::Config;
 use rowhook::event::Status;
-use rowhook::history::{self, EventDetail, EventList, EventSummary, Redelivered};
+use rowhook::history::{self, EventDetail, EventList, EventSummary, Redelivered, WebhookSummary};
 use rowhook::store::{self, EventQuery, EventStore, StoreError};
 use rowhook::time::now_ms;
 
 use super::Filter;
 use crate::cli::Failure;
-use crate::cli::admin_api::AdminApi;
+use crate::cli::admin_api::{AdminApi, Answer};
 
-pub(super) enum History<'a> {
+pub(crate) enum History<'a> {
     /// Opened here: no other process holds it.
     Direct {
         store: Arc<dyn EventStore>,
@@ -25,7 +25,7 @@ pub(super) enum History<'a> {
 }
 
 impl<'a> History<'a> {
-    pub(super) fn open(config: &'a Config) -> Result<History<'a>, Failure> {
+    pub(crate) fn open(config: &'a Config) -> Result<History<'a>, Failure> {
         match store::open(&config.store) {
             Ok(store) => Ok(History::Direct { store, config }),
             Err(StoreError::Locked { path }) => match &config.admin {
@@ -45,7 +45,7 @@ impl<'a> History<'a> {
     }
 
     /// Makes whatever was changed in a directly opened store durable.
-    pub(super) async fn close(self) -> anyhow::Result<()> {
+    pub(crate) async fn close(self) -> anyhow::Result<()> {
         if let History::Direct { store, .. } = self {
             store.flush().await.context("cannot flush the store")?;
         }
@@ -107,6 +107,50 @@ impl<'a> History<'a> {
                 )
                 .await?;
                 Ok(())
+            }
+        }
+    }
+
+    /// Every configured webhook with its counts and whether it is paused.
+    pub(crate) async fn webhooks(&self) -> anyhow::Result<Vec<WebhookSummary>> {
+        match self {
+            History::Direct { store, config } => {
+                let counts = store.counts().await?;
+                let paused = store.paused().await?;
+                Ok(history::webhooks(config, &counts, &paused))
+            }
+            History::Service(api) => {
+                api.call(reqwest::Method::GET, &["api", "webhooks"], &[], None)
+                    .await
+            }
+        }
+    }
+
+    /// Pauses or resumes `webhook`'s delivery; `false` when no webhook has that name.
+    pub(crate) async fn set_paused(&self, webhook: &str, paused: bool) -> anyhow::Result<bool> {
+        match self {
+            History::Direct { store, config } => {
+                Ok(history::set_paused(store.as_ref(), config, webhook, paused).await?)
+            }
+            History::Service(api) => {
+                let action = if paused { "pause" } else { "resume" };
+                let answer = api
+                    .send::<WebhookSummary>(
+                        reqwest::Method::POST,
+                        &["api", "webhooks", webhook, action],
+                        &[],
+                        None,
+                    )
+                    .await?;
+                match answer {
+                    Answer::Success(_) => Ok(true),
+                    Answer::Refused { status, .. } if status == reqwest::StatusCode::NOT_FOUND => {
+                        Ok(false)
+                    }
+                    Answer::Refused { status, message } => {
+                        Err(anyhow!("the admin API answered {status}: {message}"))
+                    }
+                }
             }
         }
     }

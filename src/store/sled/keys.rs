@@ -22,6 +22,8 @@ pub(super) const FAILED: u8 = b'f';
 pub(super) const WEBHOOK: u8 = b'w';
 /// Where the first-attempt scan of a webhook may start after a restart: `q`, webhook.
 pub(super) const FRONTIER: u8 = b'q';
+/// A paused webhook: `p`, webhook.
+pub(super) const PAUSED: u8 = b'p';
 /// A backfill job: `j`, its id.
 pub(super) const BACKFILL: u8 = b'j';
 pub(super) const CHECKPOINT: &[u8] = b"m-checkpoint";
@@ -74,6 +76,16 @@ pub(super) fn backfill(job: u32) -> Vec<u8> {
 
 pub(super) fn webhook(webhook: &str) -> Vec<u8> {
     prefix(WEBHOOK, webhook)
+}
+
+pub(super) fn paused(webhook: &str) -> Vec<u8> {
+    prefix(PAUSED, webhook)
+}
+
+/// The webhook a `p` key names.
+pub(super) fn paused_name(key: &[u8]) -> Option<String> {
+    let name = key.strip_prefix(&[PAUSED])?.strip_suffix(&[SEPARATOR])?;
+    String::from_utf8(name.to_vec()).ok()
 }
 
 pub(super) fn frontier(webhook: &str) -> Vec<u8> {

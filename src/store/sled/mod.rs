@@ -76,6 +76,8 @@ struct Inner {
     queues: HashMap<String, Queue>,
     next_sequence: u64,
     checkpoint: Option<Lsn>,
+    /// Webhooks whose delivery is paused.
+    paused: BTreeSet<String>,
 }
 
 /// A webhook's claim state.
@@ -267,6 +269,12 @@ impl SledStore {
                 .and_then(|value| keys::decode_u64(&value)))
         };
         inner.next_sequence = meta(keys::NEXT_SEQUENCE)?.unwrap_or(0);
+        for key in self.tree.scan_prefix([keys::PAUSED]).keys() {
+            let key = key.map_err(backend("reading paused webhooks"))?;
+            if let Some(webhook) = keys::paused_name(&key) {
+                inner.paused.insert(webhook);
+            }
+        }
         inner.checkpoint = meta(keys::CHECKPOINT)?.map(Lsn);
         for webhook in self.webhooks()? {
             let counts = inner.counts.entry(webhook.clone()).or_default();
@@ -360,6 +368,9 @@ impl EventStore for SledStore {
         now_ms: u64,
         limit: usize,
     ) -> Result<DueEvents, StoreError> {
+        if self.lock().paused.contains(webhook) {
+            return Ok(DueEvents::default());
+        }
         let [live, backfill] = lanes::queues_of(webhook);
         let mut due = self.claim(&live, now_ms, limit)?;
         if due.events.len() < limit {
@@ -414,6 +425,32 @@ impl EventStore for SledStore {
 
     async fn flush(&self) -> Result<(), StoreError> {
         self.flush_now().await
+    }
+
+    async fn set_paused(&self, webhook: &str, paused: bool) -> Result<(), StoreError> {
+        let key = keys::paused(webhook);
+        let written = if paused {
+            self.tree.insert(key, &[]).map(|_| ())
+        } else {
+            self.tree.remove(key).map(|_| ())
+        };
+        written.map_err(backend("storing a webhook's pause"))?;
+        self.flush_now().await?;
+        let mut inner = self.lock();
+        if paused {
+            inner.paused.insert(webhook.to_string());
+        } else {
+            inner.paused.remove(webhook);
+        }
+        drop(inner);
+        if !paused {
+            self.wakeups.wake(webhook);
+        }
+        Ok(())
+    }
+
+    async fn paused(&self) -> Result<BTreeSet<String>, StoreError> {
+        Ok(self.lock().paused.clone())
     }
 
     async fn save_backfill(&self, job: &BackfillJob) -> Result<(), StoreError> {

@@ -87,6 +87,12 @@ impl EventStore for TemporaryStore {
     async fn size_on_disk(&self) -> Result<Option<u64>, StoreError> {
         self.store.size_on_disk().await
     }
+    async fn set_paused(&self, webhook: &str, paused: bool) -> Result<(), StoreError> {
+        self.store.set_paused(webhook, paused).await
+    }
+    async fn paused(&self) -> Result<std::collections::BTreeSet<String>, StoreError> {
+        self.store.paused().await
+    }
     async fn save_backfill(&self, job: &BackfillJob) -> Result<(), StoreError> {
         self.store.save_backfill(job).await
     }
@@ -109,6 +115,31 @@ pub(crate) async fn temporary_store() -> Arc<dyn EventStore> {
 }
 
 event_store_suite!(temporary_store());
+
+#[tokio::test]
+async fn a_pause_survives_reopening() {
+    let scratch = Scratch::new("pause");
+    {
+        let store = SledStore::open(&scratch.0).unwrap();
+        store.set_paused("hook", true).await.unwrap();
+        store.set_paused("other", true).await.unwrap();
+        store.set_paused("other", false).await.unwrap();
+    }
+    let store = SledStore::open(&scratch.0).unwrap();
+    assert_eq!(
+        store.paused().await.unwrap(),
+        std::collections::BTreeSet::from(["hook".to_string()])
+    );
+    append(&store, vec![event("evt_1", "hook")]).await;
+    assert!(
+        store
+            .claim_due("hook", T0, 10)
+            .await
+            .unwrap()
+            .events
+            .is_empty()
+    );
+}
 
 #[tokio::test]
 async fn everything_survives_reopening() {

@@ -1,4 +1,4 @@
-//! The backend-neutral suite, continued: a backfill's lane and its jobs.
+//! The backend-neutral suite, continued: a backfill's lane and its jobs, and pausing.
 
 use std::time::Duration;
 
@@ -118,4 +118,34 @@ pub(crate) async fn backfill_jobs_are_kept_with_their_pages(store: &dyn EventSto
         .unwrap();
     assert_eq!(again.created, 0);
     assert_eq!(store.backfills().await.unwrap()[0], further);
+}
+
+/// A paused webhook's events are stored and wait; other webhooks go on; resuming hands
+/// them out and wakes delivery.
+pub(crate) async fn a_paused_webhook_waits(store: &dyn EventStore) {
+    store.set_paused("hook", true).await.unwrap();
+    append(store, vec![event("evt_1", "hook"), event("evt_2", "other")]).await;
+    assert!(
+        store
+            .claim_due("hook", T0, 10)
+            .await
+            .unwrap()
+            .events
+            .is_empty()
+    );
+    assert_eq!(
+        store.claim_due("other", T0, 10).await.unwrap().events.len(),
+        1
+    );
+    assert_eq!(store.counts().await.unwrap()["hook"][&Status::Pending], 1);
+    assert!(store.paused().await.unwrap().contains("hook"));
+
+    let woken = store.wakeups().waiter("hook");
+    store.set_paused("hook", false).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(1), woken.notified())
+        .await
+        .expect("resuming wakes delivery");
+    assert!(store.paused().await.unwrap().is_empty());
+    let due = store.claim_due("hook", T0, 10).await.unwrap();
+    assert_eq!(due.events[0].id, "evt_1");
 }

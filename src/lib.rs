@@ -56,6 +56,7 @@ pub mod metrics;
 pub mod model;
 pub mod outgoing;
 pub mod postgres;
+pub mod rate;
 pub mod receive;
 pub mod retry;
 pub mod route;

@@ -163,6 +163,13 @@ pub(super) async fn webhook(
         } else {
             ("delivering", "pause", "Pause delivery")
         };
+        if let Some(rate) = state
+            .config
+            .webhook(&name)
+            .and_then(|webhook| webhook.delivery.rate)
+        {
+            let _ = write!(body, "<p>at most {rate} attempts started</p>");
+        }
         let _ = write!(
             body,
             "<form method=\"post\" action=\"{link}/{action}\"><p>{state_text} \

@@ -6,9 +6,10 @@ use toml::Table;
 
 use super::DeliveryConfig;
 use super::reader::{Reader, key_path};
+use crate::rate::parse_rate;
 
 /// The keys of `[delivery]`, which every webhook may set for itself too.
-pub(super) const KEYS: [&str; 4] = ["timeout", "retry", "event_id_header", "concurrency"];
+pub(super) const KEYS: [&str; 5] = ["timeout", "retry", "event_id_header", "concurrency", "rate"];
 
 /// Headers the HTTP client sets itself; configuration may not.
 pub(super) const CLIENT_HEADERS: [&str; 3] = ["content-length", "transfer-encoding", "connection"];
@@ -23,6 +24,7 @@ fn defaults() -> DeliveryConfig {
         retry: [5, 240, 480].map(Duration::from_secs).to_vec(),
         event_id_header: "webhook-id".to_string(),
         concurrency: 256,
+        rate: None,
     }
 }
 
@@ -84,6 +86,12 @@ pub(super) fn read_overrides(
         match usize::try_from(concurrency) {
             Ok(concurrency) if concurrency >= 1 => delivery.concurrency = concurrency,
             _ => reader.error(key_path(path, "concurrency"), "must be at least 1"),
+        }
+    }
+    if let Some(rate) = reader.string(table, path, "rate") {
+        match parse_rate(&rate.text) {
+            Ok(rate) => delivery.rate = Some(rate),
+            Err(reason) => reader.error(key_path(path, "rate"), reason),
         }
     }
     delivery

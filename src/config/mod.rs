@@ -168,6 +168,9 @@ pub struct DeliveryConfig {
     /// Requests in flight at once: all webhooks together in [`Config::delivery`], the
     /// webhook's own cap in [`WebhookConfig::delivery`].
     pub concurrency: usize,
+    /// At most this many attempts started per period, per webhook (CONTRACT §9); in
+    /// [`Config::delivery`] the default for every webhook.
+    pub rate: Option<crate::rate::Rate>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -226,6 +226,9 @@ pub struct WebhookSummary {
     /// Delivery paused (CONTRACT §9): events are created and wait.
     #[serde(default)]
     pub paused: bool,
+    /// `rate`, as configured (`50/s`), when the webhook has one.
+    #[serde(default)]
+    pub rate: Option<String>,
 }
 
 impl WebhookSummary {
@@ -243,6 +246,7 @@ impl WebhookSummary {
                 .collect(),
             counts: StatusCounts::of(counts),
             paused,
+            rate: webhook.delivery.rate.map(|rate| rate.to_string()),
         }
     }
 }

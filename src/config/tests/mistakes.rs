@@ -378,3 +378,24 @@ fn one_mistake_gives_one_message() {
         "config/rowhook.toml: webhooks[0].method: expected a string, found an integer"
     );
 }
+
+#[test]
+fn a_rate_is_a_count_per_unit() {
+    assert_eq!(
+        error(&with_webhook("rate = \"fast\"")),
+        "config/rowhook.toml: webhooks[0].rate: \"fast\": expected a number of attempts per \
+         s, m or h, such as \"50/s\""
+    );
+    assert_eq!(
+        error(&format!("{MINIMAL}\n[delivery]\nrate = \"0/m\"\n")),
+        "config/rowhook.toml: delivery.rate: \"0/m\": at least 1 attempt per period"
+    );
+    let config = parsed(&with_webhook("rate = \"120/m\""));
+    assert_eq!(
+        config.webhooks[0]
+            .delivery
+            .rate
+            .map(|rate| rate.to_string()),
+        Some("120/m".to_string())
+    );
+}

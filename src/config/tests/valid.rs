@@ -27,6 +27,7 @@ fn defaults() {
         ],
         event_id_header: "webhook-id".to_string(),
         concurrency: 256,
+        rate: None,
     };
     assert_eq!(config.delivery, delivery);
     assert_eq!(
@@ -169,6 +170,7 @@ body = "customer {{ item.id }} deleted"
         retry: vec![Duration::ZERO, Duration::from_secs(60)],
         event_id_header: "x-event-id".to_string(),
         concurrency: 64,
+        rate: None,
     };
     assert_eq!(config.delivery, global);
     assert_eq!(
@@ -236,6 +238,7 @@ body = "customer {{ item.id }} deleted"
             retry: vec![Duration::from_secs(5)],
             event_id_header: "x-delivery".to_string(),
             concurrency: 4,
+            rate: None,
         }
     );
 

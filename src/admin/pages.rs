@@ -11,6 +11,7 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use super::api::ListingParameters;
 use super::error::AdminError;
 use super::server::AdminState;
+use crate::capture::CaptureStatus;
 use crate::history::{self, EventList};
 
 const STYLE: &str = "\
@@ -51,6 +52,30 @@ fn url_component(text: &str) -> String {
     form_urlencoded::byte_serialize(text.as_bytes())
         .collect::<String>()
         .replace('+', "%20")
+}
+
+/// The capture state as a line: streaming (with the lag) or why not.
+fn capture_line(capture: &CaptureStatus) -> String {
+    let lag = capture.server_sent.0.saturating_sub(capture.confirmed.0);
+    let mut line = format!(
+        "{}, confirmed {}, replication lag {lag} bytes",
+        capture.state.as_str(),
+        capture.confirmed
+    );
+    if let Some(error) = &capture.last_error {
+        line.push_str(&format!(" — {error}"));
+    }
+    line
+}
+
+/// A body as people read it: JSON pretty-printed, anything else as it is.
+fn readable(text: &str) -> String {
+    match serde_json::from_str::<serde_json::Value>(text) {
+        Ok(value @ (serde_json::Value::Object(_) | serde_json::Value::Array(_))) => {
+            serde_json::to_string_pretty(&value).unwrap_or_else(|_| text.to_string())
+        }
+        _ => text.to_string(),
+    }
 }
 
 /// An optional value as display text: absent as a dash.
@@ -101,7 +126,9 @@ impl IntoResponse for PageError {
 pub(super) async fn home(State(state): State<AdminState>) -> Result<Html<String>, PageError> {
     let counts = state.store.counts().await?;
     let paused = state.store.paused().await?;
-    let mut body = String::from(
+    let capture = state.capture.borrow().clone();
+    let mut body = format!("<p>capture: {}</p>", escape(&capture_line(&capture)));
+    body.push_str(
         "<h1>Webhooks</h1><table><tr><th>name</th><th>model</th><th>method</th><th>URL</th>\
 <th>active</th><th>pending</th><th>delivered</th><th>failed</th></tr>",
     );
@@ -304,9 +331,13 @@ pub(super) async fn event(
         match &request.body {
             None => body.push_str("<p class=\"muted\">No body.</p>"),
             Some(text) => {
-                let _ = write!(body, "<pre>{}</pre>", escape(text));
+                let _ = write!(body, "<pre>{}</pre>", escape(&readable(text)));
             }
         }
+    }
+    if !detail.envelope.is_null() {
+        let envelope = serde_json::to_string_pretty(&detail.envelope).unwrap_or_default();
+        let _ = write!(body, "<h2>Envelope</h2><pre>{}</pre>", escape(&envelope));
     }
 
     body.push_str("<h2>Attempts</h2>");
@@ -329,7 +360,7 @@ pub(super) async fn event(
                 code = escape(&shown(&attempt.status_code)),
                 outcome = badge(&attempt.outcome),
                 error = escape(&shown(&attempt.error)),
-                response = escape(&attempt.response_body),
+                response = escape(&readable(&attempt.response_body)),
             );
         }
         body.push_str("</table>");
@@ -404,6 +435,31 @@ async fn set_paused_from_page(
 mod tests {
     use super::*;
     use axum::http::HeaderValue;
+
+    #[test]
+    fn the_capture_line_says_state_and_lag() {
+        let capture = CaptureStatus {
+            state: crate::capture::CaptureState::Retrying,
+            last_error: Some("connection refused".into()),
+            server_sent: crate::change::Lsn(0x200),
+            confirmed: crate::change::Lsn(0x100),
+        };
+        assert_eq!(
+            capture_line(&capture),
+            "retrying, confirmed 0/100, replication lag 256 bytes — connection refused"
+        );
+    }
+
+    #[test]
+    fn json_bodies_are_pretty_printed() {
+        assert_eq!(
+            readable(r#"{"a":[1,2]}"#),
+            "{\n  \"a\": [\n    1,\n    2\n  ]\n}"
+        );
+        assert_eq!(readable("plain text"), "plain text");
+        assert_eq!(readable("42"), "42");
+        assert_eq!(readable(""), "");
+    }
 
     #[test]
     fn escapes_markup() {

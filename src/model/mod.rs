@@ -4,6 +4,7 @@
 
 mod check;
 mod pool;
+mod queries;
 mod relations;
 mod rows;
 mod table;

@@ -12,10 +12,11 @@ use tokio::sync::Mutex;
 use tracing::debug;
 
 use super::pool::{Pool, PoolError};
+use super::queries::{Plan, newest_row_query};
 use super::rows::{RowReader, key_text};
-use super::table::{Column, TableShape, describe_table};
+use super::table::{TableShape, describe_table};
 use crate::capture::TypeCatalog;
-use crate::change::{Row, quote_identifier};
+use crate::change::Row;
 use crate::config::{Config, Includes, ModelConfig, RelationConfig, RelationKind};
 use crate::metrics::Metrics;
 use crate::postgres::{self, DatabaseUrl};
@@ -279,109 +280,6 @@ impl Relations {
         let shape = Arc::new(shape);
         known.shapes.insert(model.to_string(), shape.clone());
         Ok(shape)
-    }
-}
-
-/// The newest row: by primary key descending, else by `ctid`.
-fn newest_row_query(shape: &TableShape) -> String {
-    let order = if shape.primary_key.is_empty() {
-        "t.ctid DESC".to_string()
-    } else {
-        shape
-            .key_columns()
-            .map(|column| format!("t.{} DESC", quote_identifier(&column.name)))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    format!(
-        "SELECT {} FROM {} AS t ORDER BY {order} LIMIT 1",
-        shape.text_columns("t"),
-        shape.table.quoted()
-    )
-}
-
-/// A relation's query and the parent column its keys come from.
-struct Plan {
-    parent_column: String,
-    sql: String,
-}
-
-impl Plan {
-    fn new(
-        parent: &TableShape,
-        related: &TableShape,
-        relation: &RelationConfig,
-    ) -> Result<Plan, LookupError> {
-        let missing = |table: &TableShape, column: &str| {
-            LookupError::Failed(format!("{} has no column {column:?}", table.table))
-        };
-        let single_key = |table: &TableShape| {
-            table.single_key().cloned().ok_or_else(|| {
-                LookupError::Failed(format!(
-                    "{} needs a primary key of one column for relation {:?}",
-                    table.table, relation.name
-                ))
-            })
-        };
-        let columns = related.text_columns("t");
-        let table = related.table.quoted();
-        // The keys travel as text and are cast to the related column's type, so the
-        // comparison uses that column's index.
-        let (parent_column, sql) = match &relation.kind {
-            RelationKind::BelongsTo { key } => {
-                parent.column(key).ok_or_else(|| missing(parent, key))?;
-                let related_key = single_key(related)?;
-                let sql = format!(
-                    "SELECT k.key, r.* FROM unnest($1::text[]) AS k(key) \
-                     CROSS JOIN LATERAL (SELECT {columns} FROM {table} AS t \
-                     WHERE t.{} = k.key::{} LIMIT 1) AS r",
-                    quote_identifier(&related_key.name),
-                    related_key.type_name
-                );
-                (key.clone(), sql)
-            }
-            RelationKind::HasMany {
-                foreign_key,
-                order_by,
-                limit,
-            } => {
-                let parent_key = single_key(parent)?;
-                let foreign: &Column = related
-                    .column(foreign_key)
-                    .ok_or_else(|| missing(related, foreign_key))?;
-                let order = match order_by {
-                    Some(order_by) => {
-                        related
-                            .column(&order_by.column)
-                            .ok_or_else(|| missing(related, &order_by.column))?;
-                        format!(
-                            "t.{}{}",
-                            quote_identifier(&order_by.column),
-                            if order_by.descending { " DESC" } else { "" }
-                        )
-                    }
-                    None => related
-                        .key_columns()
-                        .map(|column| format!("t.{}", quote_identifier(&column.name)))
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                };
-                let order = if order.is_empty() {
-                    "1".to_string()
-                } else {
-                    order
-                };
-                let sql = format!(
-                    "SELECT k.key, r.* FROM unnest($1::text[]) AS k(key) \
-                     CROSS JOIN LATERAL (SELECT {columns}, row_number() OVER (ORDER BY {order}) \
-                     FROM {table} AS t WHERE t.{} = k.key::{} ORDER BY {order} LIMIT {limit}) AS r",
-                    quote_identifier(&foreign.name),
-                    foreign.type_name
-                );
-                (parent_key.name, sql)
-            }
-        };
-        Ok(Plan { parent_column, sql })
     }
 }
 

@@ -2,6 +2,7 @@ use serde_json::json;
 
 use super::*;
 use crate::change::TableName;
+use crate::model::table::Column;
 
 fn includes(paths: &[&str]) -> Includes {
     let mut includes = Includes::default();

@@ -149,3 +149,44 @@ in_both_modes!(
     a_paused_webhook_waits_across_restarts,
     tokio::test(flavor = "multi_thread", worker_threads = 2)
 );
+
+/// `pause_after`: a webhook whose endpoint refuses every attempt pauses itself once it
+/// has failed, without a single success, for that long; its events wait.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_failing_for_pause_after_pauses_itself() {
+    let database = TestDatabase::create().await;
+    database
+        .execute("CREATE TABLE orders (id integer PRIMARY KEY, status text)")
+        .await;
+    // Nothing listens there: every attempt is refused at once.
+    let down = free_port();
+    let config = database.write_config(&format!(
+        "[delivery]\nretry = [\"0s\", \"1s\", \"1s\", \"1s\", \"1s\", \"1s\", \"1s\"]\n\n\
+         [models.order]\ntable = \"orders\"\n\n\
+         [[webhooks]]\nname = \"sink\"\nmodel = \"order\"\n\
+         url = \"http://127.0.0.1:{down}/hook\"\npause_after = \"2s\"\n"
+    ));
+    let setup = rowhook(&config, &["setup"]);
+    assert!(setup.status.success(), "{}", text(&setup.stderr));
+    let service = Service::start(&database, &config).await;
+    database
+        .execute("INSERT INTO orders SELECT n, 'new' FROM generate_series(1, 3) n")
+        .await;
+    let mut paused = false;
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        if service.log_text().contains("webhook paused") {
+            paused = true;
+            break;
+        }
+    }
+    assert!(paused, "{}", service.log_text());
+    service.stop();
+    let listed = webhooks_json(&config);
+    assert_eq!(sink(&listed)["paused"], true);
+    assert_eq!(
+        sink(&listed)["counts"]["pending"],
+        3,
+        "its events wait: {listed}"
+    );
+}

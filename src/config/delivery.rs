@@ -9,7 +9,14 @@ use super::reader::{Reader, key_path};
 use crate::rate::parse_rate;
 
 /// The keys of `[delivery]`, which every webhook may set for itself too.
-pub(super) const KEYS: [&str; 5] = ["timeout", "retry", "event_id_header", "concurrency", "rate"];
+pub(super) const KEYS: [&str; 6] = [
+    "timeout",
+    "retry",
+    "event_id_header",
+    "concurrency",
+    "rate",
+    "pause_after",
+];
 
 /// Headers the HTTP client sets itself; configuration may not.
 pub(super) const CLIENT_HEADERS: [&str; 3] = ["content-length", "transfer-encoding", "connection"];
@@ -25,6 +32,7 @@ fn defaults() -> DeliveryConfig {
         event_id_header: "webhook-id".to_string(),
         concurrency: 256,
         rate: None,
+        pause_after: None,
     }
 }
 
@@ -86,6 +94,13 @@ pub(super) fn read_overrides(
         match usize::try_from(concurrency) {
             Ok(concurrency) if concurrency >= 1 => delivery.concurrency = concurrency,
             _ => reader.error(key_path(path, "concurrency"), "must be at least 1"),
+        }
+    }
+    if let Some(pause_after) = reader.duration(table, path, "pause_after") {
+        if pause_after.is_zero() {
+            reader.error(key_path(path, "pause_after"), "must be greater than 0s");
+        } else {
+            delivery.pause_after = Some(pause_after);
         }
     }
     if let Some(rate) = reader.string(table, path, "rate") {

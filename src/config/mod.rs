@@ -171,6 +171,8 @@ pub struct DeliveryConfig {
     /// At most this many attempts started per period, per webhook (CONTRACT §9); in
     /// [`Config::delivery`] the default for every webhook.
     pub rate: Option<crate::rate::Rate>,
+    /// A webhook failing without a single success this long pauses itself (CONTRACT §9).
+    pub pause_after: Option<Duration>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

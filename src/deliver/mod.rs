@@ -47,6 +47,9 @@ struct Lane {
     retry: Arc<[Duration]>,
     own_limit: Arc<Semaphore>,
     wake: Arc<Notify>,
+    /// When the webhook's attempts started failing without a success since, for
+    /// `pause_after`; counted afresh after a restart.
+    failing_since: std::sync::Mutex<Option<u64>>,
 }
 
 /// A finished attempt on its way to the recorder, with what the metrics need.
@@ -77,6 +80,7 @@ impl Dispatcher {
                     retry: webhook.delivery.retry.clone().into(),
                     own_limit: Arc::new(Semaphore::new(webhook.delivery.concurrency.max(1))),
                     wake: store.wakeups().waiter(&webhook.name),
+                    failing_since: std::sync::Mutex::new(None),
                 })
             })
             .collect();
@@ -177,6 +181,7 @@ async fn record(context: Arc<Context>, mut recorded: mpsc::UnboundedReceiver<Out
                 error!(%error, attempts = batch.len(), "cannot record attempts; they will be made again after a restart");
             }
         }
+        pause_failing(&context, &batch).await;
         // A retry due at once is claimable only now that it is recorded.
         for outcome in batch.drain(..) {
             outcome.lane.wake.notify_one();
@@ -185,6 +190,57 @@ async fn record(context: Arc<Context>, mut recorded: mpsc::UnboundedReceiver<Out
     if let Err(error) = context.store.flush().await {
         error!(%error, "cannot flush the last attempts");
     }
+}
+
+/// `pause_after`: pauses the webhooks of `batch` that have been failing, without a
+/// single success, for that long.
+async fn pause_failing(context: &Context, batch: &[Outcome]) {
+    for outcome in batch {
+        let Some(pause_after) = outcome.lane.webhook.delivery.pause_after else {
+            continue;
+        };
+        let crossed = {
+            let mut failing_since = outcome
+                .lane
+                .failing_since
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            crossed_pause_after(
+                &mut failing_since,
+                outcome.finished.attempt.succeeded(),
+                outcome.finished.finished_at_ms,
+                pause_after,
+            )
+        };
+        if crossed {
+            let webhook = &outcome.lane.webhook.name;
+            warn!(%webhook, ?pause_after, "webhook paused: its attempts failed without a success for pause_after");
+            if let Err(error) = context.store.set_paused(webhook, true).await {
+                error!(%webhook, %error, "cannot pause the failing webhook");
+            }
+        }
+    }
+}
+
+/// Whether an attempt's outcome makes a webhook cross `pause_after`: failing since the
+/// first failure after the last success, for at least that long. Crossing starts the
+/// count over, so it is said once.
+fn crossed_pause_after(
+    failing_since: &mut Option<u64>,
+    succeeded: bool,
+    at_ms: u64,
+    pause_after: Duration,
+) -> bool {
+    if succeeded {
+        *failing_since = None;
+        return false;
+    }
+    let since = *failing_since.get_or_insert(at_ms);
+    if at_ms.saturating_sub(since) >= pause_after.as_millis() as u64 {
+        *failing_since = None;
+        return true;
+    }
+    false
 }
 
 struct LaneWorker {
@@ -310,4 +366,34 @@ async fn attempt(
     let _ = outcomes.send(outcome);
     // The lane has room again (the claim stays the store's until recorded).
     lane.wake.notify_one();
+}
+
+#[cfg(test)]
+mod pause_after_tests {
+    use super::*;
+
+    #[test]
+    fn a_webhook_failing_long_enough_crosses_once() {
+        let hour = Duration::from_secs(3_600);
+        let mut since = None;
+        assert!(!crossed_pause_after(&mut since, false, 1_000, hour));
+        assert_eq!(since, Some(1_000));
+        assert!(!crossed_pause_after(
+            &mut since,
+            false,
+            1_000 + 3_599_999,
+            hour
+        ));
+        // A success starts the count over.
+        assert!(!crossed_pause_after(&mut since, true, 2_000_000, hour));
+        assert_eq!(since, None);
+        assert!(!crossed_pause_after(&mut since, false, 3_000_000, hour));
+        assert!(crossed_pause_after(
+            &mut since,
+            false,
+            3_000_000 + 3_600_000,
+            hour
+        ));
+        assert_eq!(since, None, "said once");
+    }
 }

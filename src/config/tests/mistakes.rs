@@ -399,3 +399,16 @@ fn a_rate_is_a_count_per_unit() {
         Some("120/m".to_string())
     );
 }
+
+#[test]
+fn pause_after_is_a_duration_above_zero() {
+    assert_eq!(
+        error(&with_webhook("pause_after = \"0s\"")),
+        "config/rowhook.toml: webhooks[0].pause_after: must be greater than 0s"
+    );
+    let config = parsed(&with_webhook("pause_after = \"1h\""));
+    assert_eq!(
+        config.webhooks[0].delivery.pause_after,
+        Some(Duration::from_secs(3_600))
+    );
+}

@@ -28,6 +28,7 @@ fn defaults() {
         event_id_header: "webhook-id".to_string(),
         concurrency: 256,
         rate: None,
+        pause_after: None,
     };
     assert_eq!(config.delivery, delivery);
     assert_eq!(
@@ -171,6 +172,7 @@ body = "customer {{ item.id }} deleted"
         event_id_header: "x-event-id".to_string(),
         concurrency: 64,
         rate: None,
+        pause_after: None,
     };
     assert_eq!(config.delivery, global);
     assert_eq!(
@@ -239,6 +241,7 @@ body = "customer {{ item.id }} deleted"
             event_id_header: "x-delivery".to_string(),
             concurrency: 4,
             rate: None,
+            pause_after: None,
         }
     );
 

@@ -25,6 +25,8 @@ pub(crate) mod suite;
 #[cfg(test)]
 pub(crate) mod suite_control;
 #[cfg(test)]
+pub(crate) mod suite_history;
+#[cfg(test)]
 pub(crate) use self::sled::tests::temporary_store;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -33,13 +35,13 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+use self::sled::SledStore;
 use crate::backfill::BackfillJob;
 use crate::change::Lsn;
 use crate::event::{Attempt, Lane, NewEvent, Request, Status};
 
 pub use error::StoreError;
 pub use query::{Counts, EventQuery, EventRecord, StoredEvent};
-pub use sled::SledStore;
 pub use wakeups::Wakeups;
 
 /// A batch of new events and what it covers.

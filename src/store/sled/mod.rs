@@ -58,7 +58,7 @@ const CACHE_BYTES: u64 = 8 * 1024 * 1024;
 const TREE: &str = "events-2";
 const FIRST_FORMAT_TREES: [&str; 2] = ["events", "requests"];
 
-pub struct SledStore {
+pub(super) struct SledStore {
     db: Db,
     tree: Tree,
     value_log: ValueLog,
@@ -125,7 +125,7 @@ fn backend(doing: &'static str) -> impl Fn(sled::Error) -> StoreError {
 impl SledStore {
     /// Opens (or creates) the store at `path`. Fails with [`StoreError::Locked`] when
     /// another process holds it.
-    pub fn open(path: &Path) -> Result<SledStore, StoreError> {
+    pub(super) fn open(path: &Path) -> Result<SledStore, StoreError> {
         let db = sled::Config::new()
             .path(path)
             .cache_capacity(CACHE_BYTES)

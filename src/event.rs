@@ -87,6 +87,12 @@ pub struct NewEvent {
     pub first_attempt_at_ms: u64,
     pub content: Content,
     pub lane: Lane,
+    /// The row's primary key as text ([`crate::model::row_key`]), for the row's history
+    /// and per-row ordering; `None` when the table has no primary key.
+    pub row_key: Option<String>,
+    /// Under `ordering = "row"`: attempted only once no earlier event of the same row
+    /// (and webhook, and lane) is pending.
+    pub ordered: bool,
 }
 
 /// Which of its webhook's queues an event waits in. Delivery takes live events first, so
@@ -122,7 +128,8 @@ impl NewEvent {
             }
             Content::Unrendered { reason, envelope } => reason.len() + envelope.len(),
         };
-        self.id.len() + self.webhook.len() + self.model.len() + self.kind.len() + text + 64
+        let row = self.row_key.as_ref().map_or(0, String::len);
+        self.id.len() + self.webhook.len() + self.model.len() + self.kind.len() + text + row + 64
     }
 }
 

@@ -153,6 +153,12 @@ enum EventsCommand {
         /// Only events with this status: pending, delivered or failed.
         #[arg(long)]
         status: Option<Status>,
+        /// Only the events of one row of this model (with --key).
+        #[arg(long, requires = "key")]
+        model: Option<String>,
+        /// The row's primary key: `42`, or `order_id=7,line=2` for a composite key.
+        #[arg(long, requires = "model")]
+        key: Option<String>,
         /// At most this many events (0: all).
         #[arg(long, default_value_t = 20)]
         limit: usize,
@@ -252,12 +258,15 @@ fn main() -> ExitCode {
                 EventsCommand::List {
                     webhook,
                     status,
+                    model,
+                    key,
                     limit,
                     json,
                 } => {
                     let filter = cli::events::Filter {
                         webhook,
                         status,
+                        row: model.zip(key),
                         limit,
                     };
                     cli::events::list(&arguments.config, &filter, json).await

@@ -12,7 +12,7 @@ use super::server::AdminState;
 use crate::capture::CaptureState;
 use crate::event::Status;
 use crate::history::{self, EventDetail, EventList, MAX_PAGE, Redelivered, WebhookSummary};
-use crate::store::EventQuery;
+use crate::store::{EventQuery, RowQuery};
 use crate::time::now_ms;
 
 pub(super) const DEFAULT_LIMIT: usize = 50;
@@ -25,6 +25,9 @@ pub(super) struct ListingParameters {
     pub(super) status: Option<String>,
     pub(super) limit: Option<String>,
     pub(super) before: Option<String>,
+    /// A row's history: `model` and `key` together (CONTRACT §9).
+    pub(super) model: Option<String>,
+    pub(super) key: Option<String>,
 }
 
 fn present(value: &Option<String>) -> Option<&str> {
@@ -68,11 +71,21 @@ impl ListingParameters {
                     })
             })
             .transpose()?;
+        let row = match (present(&self.model), present(&self.key)) {
+            (Some(model), Some(key)) => Some(RowQuery {
+                model: model.to_string(),
+                key: key.to_string(),
+            }),
+            (None, None) => None,
+            (Some(_), None) => return Err(AdminError::MissingParameter("key")),
+            (None, Some(_)) => return Err(AdminError::MissingParameter("model")),
+        };
         Ok(EventQuery {
             webhook: present(&self.webhook).map(str::to_string),
             status,
             limit,
             before,
+            row,
         })
     }
 }

@@ -47,6 +47,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/api/backfills/{id}/cancel", post(backfills::cancel))
         .route("/", get(pages::home))
         .route("/webhooks/{name}", get(pages::webhook))
+        .route("/rows", get(pages::rows))
         .route("/events/{id}", get(pages::event))
         .route("/events/{id}/redeliver", post(pages::redeliver))
         .route("/webhooks/{name}/pause", post(pages::pause))

@@ -4,18 +4,19 @@ use std::time::Duration;
 
 use toml::Table;
 
-use super::DeliveryConfig;
 use super::reader::{Reader, key_path};
+use super::{DeliveryConfig, Ordering};
 use crate::rate::parse_rate;
 
 /// The keys of `[delivery]`, which every webhook may set for itself too.
-pub(super) const KEYS: [&str; 6] = [
+pub(super) const KEYS: [&str; 7] = [
     "timeout",
     "retry",
     "event_id_header",
     "concurrency",
     "rate",
     "pause_after",
+    "ordering",
 ];
 
 /// Headers the HTTP client sets itself; configuration may not.
@@ -33,6 +34,7 @@ fn defaults() -> DeliveryConfig {
         concurrency: 256,
         rate: None,
         pause_after: None,
+        ordering: Ordering::None,
     }
 }
 
@@ -101,6 +103,16 @@ pub(super) fn read_overrides(
             reader.error(key_path(path, "pause_after"), "must be greater than 0s");
         } else {
             delivery.pause_after = Some(pause_after);
+        }
+    }
+    if let Some(ordering) = reader.string(table, path, "ordering") {
+        match ordering.text.as_str() {
+            "none" => delivery.ordering = Ordering::None,
+            "row" => delivery.ordering = Ordering::Row,
+            other => reader.error(
+                key_path(path, "ordering"),
+                format!("unknown ordering {other:?}: expected \"none\" or \"row\""),
+            ),
         }
     }
     if let Some(rate) = reader.string(table, path, "rate") {

@@ -173,6 +173,28 @@ pub struct DeliveryConfig {
     pub rate: Option<crate::rate::Rate>,
     /// A webhook failing without a single success this long pauses itself (CONTRACT §9).
     pub pause_after: Option<Duration>,
+    /// Whether one row's events wait for each other (CONTRACT §9).
+    pub ordering: Ordering,
+}
+
+/// How a webhook's events are ordered among themselves (CONTRACT §9).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Ordering {
+    /// Each event goes when due; a retry may land after a later change of its row.
+    #[default]
+    None,
+    /// The events of one row (its primary key) are attempted one at a time, in commit
+    /// order: an event waits while an earlier one of its row is pending.
+    Row,
+}
+
+impl Ordering {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Ordering::None => "none",
+            Ordering::Row => "row",
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

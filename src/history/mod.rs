@@ -9,7 +9,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
 use crate::event::Status;
-use crate::store::{Counts, EventQuery, EventStore, StoreError};
+use crate::model::key_query_forms;
+use crate::store::{Counts, EventQuery, EventStore, RowQuery, StoreError};
 use crate::time::now_ms;
 
 pub use view::{
@@ -63,9 +64,25 @@ pub async fn set_paused(
     Ok(true)
 }
 
-/// One page of events, newest first.
+/// One page of events, newest first. A row's key is tried as typed, then in the form
+/// events store it (`id=42` as `42`, composite pairs sorted).
 pub async fn list(store: &dyn EventStore, query: &EventQuery) -> Result<EventList, StoreError> {
-    let records = store.list(query).await?;
+    let Some(row) = &query.row else {
+        let records = store.list(query).await?;
+        return Ok(EventList::page(&records, query.limit));
+    };
+    let mut records = Vec::new();
+    for key in key_query_forms(&row.key) {
+        let mut form = query.clone();
+        form.row = Some(RowQuery {
+            model: row.model.clone(),
+            key,
+        });
+        records = store.list(&form).await?;
+        if !records.is_empty() {
+            break;
+        }
+    }
     Ok(EventList::page(&records, query.limit))
 }
 
@@ -95,6 +112,7 @@ pub async fn redeliver_matching(
         status,
         limit: MAX_PAGE,
         before: None,
+        row: None,
     };
     let mut done = Redelivered::default();
     let now = now_ms();

@@ -30,6 +30,9 @@ pub struct EventSummary {
     pub finished_at: Option<String>,
     /// Order of storing; pass the last one seen as `before` for the next page.
     pub sequence: u64,
+    /// The row's primary key as text (`42`; composite `line=2,order_id=7`).
+    #[serde(default)]
+    pub row_key: Option<String>,
 }
 
 impl From<&EventRecord> for EventSummary {
@@ -47,6 +50,7 @@ impl From<&EventRecord> for EventSummary {
             next_attempt_at: record.next_attempt_at_ms.map(rfc3339_from_unix_ms),
             finished_at: record.finished_at_ms.map(rfc3339_from_unix_ms),
             sequence: record.sequence,
+            row_key: record.row_key.clone(),
         }
     }
 }

@@ -6,16 +6,16 @@
 //! be reached for that, routing waits and tries again; the caller acknowledges nothing
 //! meanwhile.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tracing::{info, warn};
 
 use crate::change::Change;
-use crate::config::{Config, Includes};
+use crate::config::{Config, Includes, Ordering};
 use crate::event::{Content, Lane, NewEvent};
-use crate::model::{LookupError, Relations, retain_included};
+use crate::model::{LookupError, Relations, retain_included, row_key};
 use crate::retry;
 use crate::route::{Candidate, RoutedEvent, Router};
 use crate::shutdown::Shutdown;
@@ -37,6 +37,11 @@ pub(crate) struct Routing {
     router: Arc<Router>,
     relations: Arc<Relations>,
     schedules: HashMap<String, Vec<Duration>>,
+    /// Webhooks under `ordering = "row"`.
+    ordered: HashSet<String>,
+    /// Primary key columns by model, read from the catalog once: every event carries
+    /// its row's key.
+    keys: Mutex<HashMap<String, Arc<[String]>>>,
     lane: Lane,
 }
 
@@ -59,10 +64,18 @@ impl Routing {
             .iter()
             .map(|webhook| (webhook.name.clone(), webhook.delivery.retry.clone()))
             .collect();
+        let ordered = config
+            .webhooks
+            .iter()
+            .filter(|webhook| webhook.delivery.ordering == Ordering::Row)
+            .map(|webhook| webhook.name.clone())
+            .collect();
         Routing {
             router,
             relations,
             schedules,
+            ordered,
+            keys: Mutex::new(HashMap::new()),
             lane,
         }
     }
@@ -72,26 +85,34 @@ impl Routing {
     }
 
     /// Splits `candidates` into those that need no lookup, whose events are made now, and
-    /// a [`Waiting`] entry for the others (when there are any).
+    /// a [`Waiting`] entry for the others (when there are any): those that include
+    /// relations, or all of them while the model's primary key is not known yet.
     pub(crate) fn route_or_wait(
         &self,
         change: Change,
         candidates: Vec<Candidate>,
         events: &mut Vec<NewEvent>,
     ) -> Option<Waiting> {
-        let (plain, with_relations): (Vec<Candidate>, Vec<Candidate>) = candidates
-            .into_iter()
-            .partition(|candidate| self.router.includes(*candidate).is_empty());
-        events.extend(
-            self.router
-                .events(&plain, &change)
-                .into_iter()
-                .map(|routed| self.new_event(routed)),
-        );
+        let model = self.router.model_for_table(&change.table)?.to_string();
+        let with_relations = match self.known_key(&model) {
+            Some(key) => {
+                let (plain, with_relations): (Vec<Candidate>, Vec<Candidate>) = candidates
+                    .into_iter()
+                    .partition(|candidate| self.router.includes(*candidate).is_empty());
+                let row = row_key(&key, &change.item);
+                events.extend(
+                    self.router
+                        .events(&plain, &change)
+                        .into_iter()
+                        .map(|routed| self.new_event(routed, row.clone())),
+                );
+                with_relations
+            }
+            None => candidates,
+        };
         if with_relations.is_empty() {
             return None;
         }
-        let model = self.router.model_for_table(&change.table)?.to_string();
         Some(Waiting {
             change,
             model,
@@ -108,6 +129,15 @@ impl Routing {
     ) -> Routed {
         if waiting.is_empty() {
             return Routed::Events(Vec::new());
+        }
+        let models: BTreeMap<&str, ()> = waiting
+            .iter()
+            .map(|entry| (entry.model.as_str(), ()))
+            .collect();
+        for model in models.into_keys() {
+            if self.learn_key(model, shutdown).await.is_none() {
+                return Routed::Abandoned;
+            }
         }
         // What any webhook of a model includes, looked up once for all its changes.
         let mut looked_up: BTreeMap<String, Includes> = BTreeMap::new();
@@ -150,6 +180,9 @@ impl Routing {
         let mut events = Vec::new();
         for entry in waiting {
             let union = &looked_up[&entry.model];
+            let row = self
+                .known_key(&entry.model)
+                .and_then(|key| row_key(&key, &entry.change.item));
             for candidate in entry.candidates {
                 let routed = match failures.get(&entry.model) {
                     Some(reason) => Some(self.router.unrouted_event(
@@ -168,13 +201,53 @@ impl Routing {
                         }
                     }
                 };
-                events.extend(routed.map(|routed| self.new_event(routed)));
+                events.extend(routed.map(|routed| self.new_event(routed, row.clone())));
             }
         }
         Routed::Events(events)
     }
 
-    fn new_event(&self, routed: RoutedEvent) -> NewEvent {
+    fn known_key(&self, model: &str) -> Option<Arc<[String]>> {
+        self.keys
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .get(model)
+            .cloned()
+    }
+
+    /// Reads `model`'s primary key from the catalog unless known, waiting while the
+    /// database is unreachable; `None` when shutdown came first. A model whose table
+    /// cannot be described gets no key: its events have no row identity.
+    async fn learn_key(&self, model: &str, shutdown: &mut Shutdown) -> Option<()> {
+        if self.known_key(model).is_some() {
+            return Some(());
+        }
+        let mut retry_in = LOOKUP_RETRY_FIRST;
+        let columns = loop {
+            match self.relations.primary_key(model).await {
+                Ok(columns) => break columns,
+                Err(error @ LookupError::Failed(_)) => {
+                    warn!(%model, %error, "primary key unknown; events of this model have no row key (no history by row, no ordering)");
+                    break Vec::new();
+                }
+                Err(error @ LookupError::Unavailable(_)) => {
+                    warn!(%model, %error, ?retry_in, "reading the primary key waits for the database; nothing is acknowledged meanwhile");
+                    tokio::select! {
+                        _ = shutdown.requested() => return None,
+                        _ = tokio::time::sleep(retry_in) => {}
+                    }
+                    retry_in = (retry_in * 2).min(LOOKUP_RETRY_MOST);
+                }
+            }
+        };
+        self.keys
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .insert(model.to_string(), columns.into());
+        Some(())
+    }
+
+    fn new_event(&self, routed: RoutedEvent, row_key: Option<String>) -> NewEvent {
         let created_at_ms = now_ms();
         let schedule = self
             .schedules
@@ -194,6 +267,7 @@ impl Routing {
                 }
             }
         };
+        let ordered = row_key.is_some() && self.ordered.contains(&routed.webhook);
         NewEvent {
             id: routed.id,
             webhook: routed.webhook,
@@ -201,8 +275,10 @@ impl Routing {
             kind: routed.kind,
             created_at_ms,
             first_attempt_at_ms: retry::first_attempt_at(created_at_ms, schedule),
+            ordered,
             content,
             lane: self.lane,
+            row_key,
         }
     }
 }

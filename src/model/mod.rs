@@ -3,6 +3,7 @@
 //! in key order by a backfill). Values convert exactly as capture converts them.
 
 mod check;
+mod key;
 mod pool;
 mod queries;
 mod relations;
@@ -10,6 +11,7 @@ mod rows;
 mod table;
 
 pub use check::check_relations;
+pub use key::{key_query_forms, row_key};
 pub(crate) use pool::VALUE_SETTINGS;
 pub(crate) use relations::is_connection_problem;
 pub use relations::{LookupError, Relations, retain_included};

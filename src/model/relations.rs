@@ -177,6 +177,15 @@ impl Relations {
         Ok((shape, known.types.clone()))
     }
 
+    /// The names of `model`'s primary key columns, in key order; empty without one.
+    pub async fn primary_key(&self, model: &str) -> Result<Vec<String>, LookupError> {
+        let (shape, _) = self.shape_of(model).await?;
+        Ok(shape
+            .key_columns()
+            .map(|column| column.name.clone())
+            .collect())
+    }
+
     fn relation(&self, model: &str, name: &str) -> Result<RelationConfig, LookupError> {
         self.models
             .get(model)

@@ -27,6 +27,8 @@ pub(crate) mod suite_control;
 #[cfg(test)]
 pub(crate) mod suite_history;
 #[cfg(test)]
+pub(crate) mod suite_rows;
+#[cfg(test)]
 pub(crate) use self::sled::tests::temporary_store;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -41,7 +43,7 @@ use crate::change::Lsn;
 use crate::event::{Attempt, Lane, NewEvent, Request, Status};
 
 pub use error::StoreError;
-pub use query::{Counts, EventQuery, EventRecord, StoredEvent};
+pub use query::{Counts, EventQuery, EventRecord, RowQuery, StoredEvent};
 pub use wakeups::Wakeups;
 
 /// A batch of new events and what it covers.

@@ -17,6 +17,15 @@ pub struct EventQuery {
     pub limit: usize,
     /// Only events stored before this sequence number (paging: pass the last one seen).
     pub before: Option<u64>,
+    /// Only the events of one row, found through the row index, not a scan.
+    pub row: Option<RowQuery>,
+}
+
+/// One row of a model: its primary key as [`crate::model::row_key`] writes it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RowQuery {
+    pub model: String,
+    pub key: String,
 }
 
 /// One event's facts as a listing shows them.
@@ -41,6 +50,8 @@ pub struct EventRecord {
     pub finished_at_ms: Option<u64>,
     /// Why the request could not be rendered; such an event is failed from the start.
     pub render_error: Option<String>,
+    /// The row's primary key as text, when its table has one.
+    pub row_key: Option<String>,
 }
 
 /// One event whole: its facts, what it sends, and every attempt.

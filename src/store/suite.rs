@@ -30,6 +30,8 @@ pub(crate) fn event_at(id: &str, webhook: &str, created: u64, due: u64) -> NewEv
             envelope: None,
         },
         lane: Lane::Live,
+        row_key: None,
+        ordered: false,
     }
 }
 
@@ -390,6 +392,18 @@ macro_rules! event_store_suite {
                     $factory.await.as_ref(),
                 )
                 .await;
+            }
+            #[tokio::test]
+            async fn a_row_history_comes_from_the_index() {
+                crate::store::suite_rows::a_row_history_comes_from_the_index(
+                    $factory.await.as_ref(),
+                )
+                .await;
+            }
+            #[tokio::test]
+            async fn pruning_leaves_no_row_entries() {
+                crate::store::suite_rows::pruning_leaves_no_row_entries($factory.await.as_ref())
+                    .await;
             }
             #[tokio::test]
             async fn claims_in_order_once() {

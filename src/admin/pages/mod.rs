@@ -9,13 +9,15 @@ use axum::http::{HeaderMap, header};
 use axum::response::{Html, IntoResponse, Response};
 
 mod event;
+mod rows;
 mod webhook;
 
 use super::error::AdminError;
 use super::server::AdminState;
 use crate::capture::CaptureStatus;
-use crate::history;
+use crate::history::{self, EventSummary};
 pub(super) use event::{event, redeliver};
+pub(super) use rows::rows;
 pub(super) use webhook::{pause, resume, webhook};
 
 const STYLE: &str = "\
@@ -30,7 +32,7 @@ white-space:pre-wrap;word-break:break-all;margin:0}\
 .badge{display:inline-block;padding:.1rem .55rem;border-radius:1rem;font-size:.85em;font-weight:600}\
 .pending{background:#fff8c5;color:#7d4e00}.delivered{background:#dafbe1;color:#116329}\
 .failed{background:#ffebe9;color:#a40e26}.success{background:#dafbe1;color:#116329}\
-nav a{margin-right:1rem}nav a.current{font-weight:700}\
+nav a{margin-right:1rem}form.search{margin:1rem 0}input{font:inherit;padding:.3rem}nav a.current{font-weight:700}\
 button{font:inherit;padding:.4rem 1rem;border:1px solid #d0d7de;border-radius:.4rem;\
 background:#f6f8fa;cursor:pointer}.muted{color:#656d76}";
 
@@ -104,6 +106,86 @@ fn layout(title: &str, body: &str) -> String {
     )
 }
 
+/// A table of events, with their webhook's column when they are of several.
+fn events_table(events: &[EventSummary], with_webhook: bool) -> String {
+    let mut table = String::from("<table><tr><th>id</th>");
+    if with_webhook {
+        table.push_str("<th>webhook</th>");
+    }
+    table.push_str(
+        "<th>type</th><th>row</th><th>status</th><th>attempts</th><th>last status code</th>\
+<th>last error</th><th>created</th></tr>",
+    );
+    for event in events {
+        let _ = write!(
+            table,
+            "<tr><td><a href=\"/events/{link}\">{id}</a></td>",
+            link = escape(&url_component(&event.id)),
+            id = escape(&event.id),
+        );
+        if with_webhook {
+            let _ = write!(
+                table,
+                "<td><a href=\"/webhooks/{link}\">{name}</a></td>",
+                link = escape(&url_component(&event.webhook)),
+                name = escape(&event.webhook),
+            );
+        }
+        let row = match &event.row_key {
+            Some(key) => format!(
+                "<a href=\"/rows?model={model}&amp;key={key_link}\">{key}</a>",
+                model = escape(&url_component(&event.model)),
+                key_link = escape(&url_component(key)),
+                key = escape(key),
+            ),
+            None => String::new(),
+        };
+        let _ = write!(
+            table,
+            "<td>{kind}</td><td>{row}</td><td>{status}</td><td class=\"number\">{attempts}</td>\
+<td>{code}</td><td>{error}</td><td>{created}</td></tr>",
+            kind = escape(&event.kind),
+            status = badge(event.status.as_str()),
+            attempts = event.attempts,
+            code = escape(&shown(&event.last_status_code)),
+            error = escape(&shown(&event.last_error)),
+            created = escape(&event.created_at),
+        );
+    }
+    table.push_str("</table>");
+    if events.is_empty() {
+        table.push_str("<p class=\"muted\">No events.</p>");
+    }
+    table
+}
+
+/// The search box for a row's history (CONTRACT §9), on the home page and atop results.
+fn row_search(config: &crate::config::Config, model: Option<&str>, key: Option<&str>) -> String {
+    let mut form = String::from(
+        "<form method=\"get\" action=\"/rows\" class=\"search\"><label>row of \
+<select name=\"model\">",
+    );
+    for name in config.models.keys() {
+        let selected = if Some(name.as_str()) == model {
+            " selected"
+        } else {
+            ""
+        };
+        let _ = write!(
+            form,
+            "<option{selected}>{name}</option>",
+            name = escape(name)
+        );
+    }
+    let _ = write!(
+        form,
+        "</select></label> <label>key <input name=\"key\" value=\"{key}\" \
+placeholder=\"42 or a=1,b=2\"></label> <button type=\"submit\">Find events</button></form>",
+        key = escape(key.unwrap_or_default())
+    );
+    form
+}
+
 /// A failed page: the JSON API's message, as HTML.
 pub(super) struct PageError(AdminError);
 
@@ -132,6 +214,7 @@ pub(super) async fn home(State(state): State<AdminState>) -> Result<Html<String>
     let paused = state.store.paused().await?;
     let capture = state.capture.borrow().clone();
     let mut body = format!("<p>capture: {}</p>", escape(&capture_line(&capture)));
+    body.push_str(&row_search(&state.config, None, None));
     body.push_str(
         "<h1>Webhooks</h1><table><tr><th>name</th><th>model</th><th>method</th><th>URL</th>\
 <th>active</th><th>pending</th><th>delivered</th><th>failed</th></tr>",

@@ -7,7 +7,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 
-use super::{PageError, badge, cross_site, escape, layout, shown, url_component};
+use super::{PageError, cross_site, escape, events_table, layout, url_component};
 use crate::admin::api::ListingParameters;
 use crate::admin::error::AdminError;
 use crate::admin::server::AdminState;
@@ -75,29 +75,8 @@ pub(crate) async fn webhook(
         };
         let _ = write!(body, "<a href=\"{}\"{current}>{label}</a>", escape(&target));
     }
-    body.push_str(
-        "</nav><table><tr><th>id</th><th>type</th><th>status</th><th>attempts</th>\
-<th>last status code</th><th>last error</th><th>created</th></tr>",
-    );
-    for event in &events {
-        let _ = write!(
-            body,
-            "<tr><td><a href=\"/events/{link}\">{id}</a></td><td>{kind}</td><td>{status}</td>\
-<td class=\"number\">{attempts}</td><td>{code}</td><td>{error}</td><td>{created}</td></tr>",
-            link = escape(&url_component(&event.id)),
-            id = escape(&event.id),
-            kind = escape(&event.kind),
-            status = badge(event.status.as_str()),
-            attempts = event.attempts,
-            code = escape(&shown(&event.last_status_code)),
-            error = escape(&shown(&event.last_error)),
-            created = escape(&event.created_at),
-        );
-    }
-    body.push_str("</table>");
-    if events.is_empty() {
-        body.push_str("<p class=\"muted\">No events.</p>");
-    }
+    body.push_str("</nav>");
+    body.push_str(&events_table(&events, false));
     body.push_str("<nav>");
     if query.before.is_some() {
         let newest = match status {

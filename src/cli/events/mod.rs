@@ -20,6 +20,8 @@ pub(crate) use text::{detail_text, summary_table};
 pub(crate) struct Filter {
     pub webhook: Option<String>,
     pub status: Option<Status>,
+    /// One row's events: its model and key.
+    pub row: Option<(String, String)>,
     /// 0 means all.
     pub limit: usize,
 }
@@ -37,6 +39,16 @@ fn json<T: Serialize>(value: &T) -> String {
 
 pub(crate) async fn list(path: &Path, filter: &Filter, as_json: bool) -> Result<(), Failure> {
     let config = load_config(path)?;
+    if let Some((model, _)) = &filter.row
+        && !config.models.contains_key(model)
+    {
+        let known: Vec<&str> = config.models.keys().map(String::as_str).collect();
+        return Err(Failure::Configuration(vec![format!(
+            "--model: no model {model:?} in {} (models: {})",
+            config.file.display(),
+            known.join(", ")
+        )]));
+    }
     let history = History::open(&config)?;
     let result = history.list(filter).await;
     history.close().await?;

@@ -7,7 +7,7 @@ use anyhow::{Context, anyhow};
 use rowhook::config::Config;
 use rowhook::event::Status;
 use rowhook::history::{self, EventDetail, EventList, EventSummary, Redelivered, WebhookSummary};
-use rowhook::store::{self, EventQuery, EventStore, StoreError};
+use rowhook::store::{self, EventQuery, EventStore, RowQuery, StoreError};
 use rowhook::time::now_ms;
 
 use super::Filter;
@@ -60,6 +60,10 @@ impl<'a> History<'a> {
                     status: filter.status,
                     limit: filter.limit,
                     before: None,
+                    row: filter.row.as_ref().map(|(model, key)| RowQuery {
+                        model: model.clone(),
+                        key: key.clone(),
+                    }),
                 };
                 Ok(history::list(store.as_ref(), &query).await?.events)
             }
@@ -70,6 +74,10 @@ impl<'a> History<'a> {
                 }
                 if let Some(status) = filter.status {
                     query.push(("status", status.as_str().to_string()));
+                }
+                if let Some((model, key)) = &filter.row {
+                    query.push(("model", model.clone()));
+                    query.push(("key", key.clone()));
                 }
                 api.list_all(&query, filter.limit).await
             }
@@ -243,6 +251,8 @@ mod tests {
                 envelope: None,
             },
             lane: Lane::Live,
+            row_key: None,
+            ordered: false,
         }
     }
 
@@ -318,6 +328,7 @@ headers = { Authorization = "Bearer abc" }
         let filter = Filter {
             webhook: None,
             status: None,
+            row: None,
             limit: 2,
         };
         let listed = history.list(&filter).await.unwrap();
@@ -342,6 +353,7 @@ headers = { Authorization = "Bearer abc" }
         let pending = Filter {
             webhook: Some("hook".into()),
             status: Some(Status::Pending),
+            row: None,
             limit: 0,
         };
         assert_eq!(history.list(&pending).await.unwrap().len(), 2);
@@ -434,10 +446,14 @@ headers = { Authorization = "Bearer abc" }
         let filter = Filter {
             webhook: Some("hook".into()),
             status: Some(Status::Failed),
+            row: Some(("order".into(), "a=1,b=2".into())),
             limit: 5,
         };
         let listed = history.list(&filter).await.unwrap();
-        assert_eq!(listed[0].webhook, "limit=5&webhook=hook&status=failed");
+        assert_eq!(
+            listed[0].webhook,
+            "limit=5&webhook=hook&status=failed&model=order&key=a%3D1%2Cb%3D2"
+        );
         assert_eq!(history.show("evt_1").await.unwrap().id, "evt_1");
         assert_eq!(
             history.show("evt_2").await.unwrap_err().to_string(),

@@ -30,6 +30,7 @@ pub(crate) fn summary_table(summaries: &[EventSummary]) -> String {
                 summary.id.clone(),
                 summary.webhook.clone(),
                 summary.kind.clone(),
+                or_dash(&summary.row_key),
                 summary.status.to_string(),
                 summary.attempts.to_string(),
                 or_dash(&summary.last_status_code),
@@ -39,7 +40,7 @@ pub(crate) fn summary_table(summaries: &[EventSummary]) -> String {
         .collect();
     table(
         &[
-            "ID", "WEBHOOK", "TYPE", "STATUS", "ATTEMPTS", "CODE", "CREATED",
+            "ID", "WEBHOOK", "TYPE", "ROW", "STATUS", "ATTEMPTS", "CODE", "CREATED",
         ],
         &rows,
     )
@@ -178,6 +179,7 @@ mod tests {
             next_attempt_at: None,
             finished_at: None,
             sequence: 1,
+            row_key: Some("42".into()),
         }
     }
 

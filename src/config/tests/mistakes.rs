@@ -380,6 +380,20 @@ fn one_mistake_gives_one_message() {
 }
 
 #[test]
+fn ordering_is_none_or_row() {
+    assert_eq!(
+        error(&with_webhook("ordering = \"key\"")),
+        "config/rowhook.toml: webhooks[0].ordering: unknown ordering \"key\": expected \"none\" \
+         or \"row\""
+    );
+    assert_eq!(
+        error(&format!("{MINIMAL}\n[delivery]\nordering = \"fifo\"\n")),
+        "config/rowhook.toml: delivery.ordering: unknown ordering \"fifo\": expected \"none\" \
+         or \"row\""
+    );
+}
+
+#[test]
 fn a_rate_is_a_count_per_unit() {
     assert_eq!(
         error(&with_webhook("rate = \"fast\"")),

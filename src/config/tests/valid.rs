@@ -29,6 +29,7 @@ fn defaults() {
         concurrency: 256,
         rate: None,
         pause_after: None,
+        ordering: Ordering::None,
     };
     assert_eq!(config.delivery, delivery);
     assert_eq!(
@@ -145,6 +146,7 @@ timeout = "10s"
 retry = ["5s"]
 event_id_header = "X-Delivery"
 concurrency = 4
+ordering = "row"
 
 [[webhooks]]
 name = "customer_text"
@@ -173,6 +175,7 @@ body = "customer {{ item.id }} deleted"
         concurrency: 64,
         rate: None,
         pause_after: None,
+        ordering: Ordering::None,
     };
     assert_eq!(config.delivery, global);
     assert_eq!(
@@ -242,6 +245,7 @@ body = "customer {{ item.id }} deleted"
             concurrency: 4,
             rate: None,
             pause_after: None,
+            ordering: Ordering::Row,
         }
     );
 

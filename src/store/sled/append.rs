@@ -98,6 +98,12 @@ impl SledStore {
                     if event.initial_status() == Status::Failed {
                         writes.insert(keys::failed(webhook, *sequence), &chunk_first.to_be_bytes());
                     }
+                    if let Some(row_key) = &event.row_key {
+                        writes.insert(
+                            keys::row(&event.model, row_key, *sequence),
+                            webhook.as_bytes(),
+                        );
+                    }
                 }
                 encoded.push((
                     keys::chunk(webhook, *chunk_first),

@@ -6,8 +6,12 @@
 //! ```text
 //! version · model · count · unrendered count · base time · strings · offsets · events
 //! event: sequence − first · id · kind · created − base · first attempt − created ·
+//!        row flags · row key? ·
 //!        rendered: method · url · headers · body? · envelope?  |  unrendered: reason · envelope
 //! ```
+//!
+//! Version 1 chunks (before rows were kept) have no row flags; they read as events
+//! without a row key, unordered.
 
 use std::collections::HashMap;
 
@@ -16,7 +20,10 @@ use sled::IVec;
 use super::codec::{Reader, Truncated, Writer};
 use crate::event::{Content, NewEvent, Request};
 
-const VERSION: u8 = 1;
+const VERSION: u8 = 2;
+const VERSION_WITHOUT_ROWS: u8 = 1;
+const HAS_ROW_KEY: u8 = 1;
+const ORDERED: u8 = 2;
 const RENDERED: u8 = 0;
 const UNRENDERED: u8 = 1;
 
@@ -28,6 +35,9 @@ pub(super) struct Entry<'a> {
     pub(super) kind: &'a str,
     pub(super) created_at_ms: u64,
     pub(super) first_attempt_at_ms: u64,
+    pub(super) row_key: Option<&'a str>,
+    /// Attempted only once no earlier event of its row is pending.
+    pub(super) ordered: bool,
     pub(super) content: EntryContent<'a>,
 }
 
@@ -109,6 +119,8 @@ impl Entry<'_> {
             first_attempt_at_ms: self.first_attempt_at_ms,
             content,
             lane: super::lanes::lane_of(webhook),
+            row_key: self.row_key.map(str::to_string),
+            ordered: self.ordered,
         }
     }
 }
@@ -135,6 +147,14 @@ pub(super) fn encode(model: &str, first_sequence: u64, events: &[(u64, &NewEvent
                 .first_attempt_at_ms
                 .saturating_sub(event.created_at_ms),
         );
+        let flags = match event.row_key {
+            Some(_) => HAS_ROW_KEY,
+            None => 0,
+        } | if event.ordered { ORDERED } else { 0 };
+        body.byte(flags);
+        if let Some(row_key) = &event.row_key {
+            body.text(row_key);
+        }
         match &event.content {
             Content::Rendered { request, envelope } => {
                 body.byte(RENDERED);
@@ -193,6 +213,7 @@ impl<'a> Strings<'a> {
 #[derive(Clone, Debug)]
 pub(super) struct Chunk {
     bytes: IVec,
+    version: u8,
     first_sequence: u64,
     model: (usize, usize),
     unrendered: u64,
@@ -204,7 +225,8 @@ pub(super) struct Chunk {
 impl Chunk {
     pub(super) fn parse(first_sequence: u64, bytes: IVec) -> Result<Chunk, Truncated> {
         let mut reader = Reader::new(&bytes);
-        if reader.byte()? != VERSION {
+        let version = reader.byte()?;
+        if version != VERSION && version != VERSION_WITHOUT_ROWS {
             return Err(Truncated);
         }
         let model = span(&mut reader)?;
@@ -231,6 +253,7 @@ impl Chunk {
             })
             .collect::<Result<_, _>>()?;
         Ok(Chunk {
+            version,
             first_sequence,
             model,
             unrendered,
@@ -292,6 +315,14 @@ impl Chunk {
         let kind = self.string(&mut reader)?;
         let created_at_ms = self.base_time.saturating_add(reader.varint()?);
         let first_attempt_at_ms = created_at_ms.saturating_add(reader.varint()?);
+        let flags = match self.version {
+            VERSION_WITHOUT_ROWS => 0,
+            _ => reader.byte()?,
+        };
+        let row_key = match flags & HAS_ROW_KEY {
+            0 => None,
+            _ => Some(reader.text()?),
+        };
         let content = match reader.byte()? {
             RENDERED => {
                 let method = self.string(&mut reader)?;
@@ -321,6 +352,8 @@ impl Chunk {
             kind,
             created_at_ms,
             first_attempt_at_ms,
+            row_key,
+            ordered: flags & ORDERED != 0,
             content,
         })
     }
@@ -388,6 +421,8 @@ mod tests {
                 envelope: None,
             },
             lane: crate::event::Lane::Live,
+            row_key: Some(id.trim_start_matches("evt_").to_string()),
+            ordered: false,
         }
     }
 
@@ -396,11 +431,13 @@ mod tests {
         let first = event("evt_1", Some("{\"a\":1}"));
         let mut second = event("evt_2", None);
         second.created_at_ms += 7;
+        second.ordered = true;
         let failed = NewEvent {
             content: Content::Unrendered {
                 reason: "url: bad".into(),
                 envelope: "{}".into(),
             },
+            row_key: None,
             ..event("evt_3", None)
         };
         let events = [(100, &first), (101, &second), (105, &failed)];

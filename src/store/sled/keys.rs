@@ -24,6 +24,10 @@ pub(super) const WEBHOOK: u8 = b'w';
 pub(super) const FRONTIER: u8 = b'q';
 /// A paused webhook: `p`, webhook.
 pub(super) const PAUSED: u8 = b'p';
+/// An event of one row, for a row's history: `k`, model, row key, a zero byte,
+/// sequence; the value is the event's queue. Row keys are text from PostgreSQL, which
+/// never holds a zero byte.
+pub(super) const ROW: u8 = b'k';
 /// A backfill job: `j`, its id.
 pub(super) const BACKFILL: u8 = b'j';
 pub(super) const CHECKPOINT: &[u8] = b"m-checkpoint";
@@ -66,6 +70,26 @@ pub(super) fn range(webhook: &str, lowest_id: &str) -> Vec<u8> {
     let mut key = prefix(RANGE, webhook);
     key.extend_from_slice(lowest_id.as_bytes());
     key
+}
+
+/// The prefix of every `k` key of one row.
+pub(super) fn row_prefix(model: &str, row_key: &str) -> Vec<u8> {
+    let mut key = prefix(ROW, model);
+    key.extend_from_slice(row_key.as_bytes());
+    key.push(SEPARATOR);
+    key
+}
+
+pub(super) fn row(model: &str, row_key: &str, sequence: u64) -> Vec<u8> {
+    let mut key = row_prefix(model, row_key);
+    key.extend_from_slice(&sequence.to_be_bytes());
+    key
+}
+
+/// The sequence a `k` key ends with.
+pub(super) fn row_sequence(key: &[u8]) -> Option<u64> {
+    let tail = key.len().checked_sub(8).map(|start| &key[start..])?;
+    Some(u64::from_be_bytes(tail.try_into().ok()?))
 }
 
 pub(super) fn backfill(job: u32) -> Vec<u8> {

@@ -78,6 +78,9 @@ impl SledStore {
         for (entry, _) in &goes {
             page.remove(entry.sequence);
             writes.remove(keys::failed(webhook, entry.sequence));
+            if let Some(row_key) = entry.row_key {
+                writes.remove(keys::row(chunk.model(), row_key, entry.sequence));
+            }
         }
         if stays.is_empty() {
             writes.remove(key);

@@ -1,12 +1,14 @@
 //! Reading the history back: one event by id, listings newest first, the facts of an
 //! event from its chunk entry and its state.
 
+use std::collections::HashMap;
+
 use super::chunk::{Chunk, Entry};
 use super::claim::truncated;
 use super::state::EventState;
 use super::{SledStore, backend, keys, lanes, ranges};
 use crate::event::Status;
-use crate::store::{EventQuery, EventRecord, StoreError, StoredEvent};
+use crate::store::{EventQuery, EventRecord, RowQuery, StoreError, StoredEvent};
 
 /// An event's facts: its entry, and its state once it has one.
 pub(super) fn record_of(
@@ -43,6 +45,7 @@ pub(super) fn record_of(
             .or_else(|| render_error.clone()),
         finished_at_ms,
         render_error,
+        row_key: entry.row_key.map(str::to_string),
     }
 }
 
@@ -89,6 +92,9 @@ impl SledStore {
             query.limit
         };
         let before = query.before.unwrap_or(u64::MAX);
+        if let Some(row) = &query.row {
+            return self.row_events(query, row, before, limit);
+        }
         let webhooks = match &query.webhook {
             Some(webhook) => lanes::queues_of(webhook).to_vec(),
             None => self.webhooks()?,
@@ -133,6 +139,47 @@ impl SledStore {
                     if found.len() >= limit {
                         return Ok(found);
                     }
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    /// The events of one row, newest first, from the row index: each entry names the
+    /// event's queue and sequence, so only the chunks holding them are read.
+    fn row_events(
+        &self,
+        query: &EventQuery,
+        row: &RowQuery,
+        before: u64,
+        limit: usize,
+    ) -> Result<Vec<EventRecord>, StoreError> {
+        let start = keys::row_prefix(&row.model, &row.key);
+        let end = keys::row(&row.model, &row.key, before);
+        let mut found = Vec::new();
+        let mut chunks: HashMap<String, Option<Chunk>> = HashMap::new();
+        for entry in self.tree.range(start..end).rev() {
+            let (key, queue) = entry.map_err(backend("listing a row's events"))?;
+            let (Some(sequence), Ok(queue)) =
+                (keys::row_sequence(&key), std::str::from_utf8(&queue))
+            else {
+                continue;
+            };
+            if query
+                .webhook
+                .as_deref()
+                .is_some_and(|webhook| webhook != lanes::webhook_of(queue))
+            {
+                continue;
+            }
+            let chunk = chunks.entry(queue.to_string()).or_default();
+            let Some(record) = self.record_at(queue, None, sequence, chunk)? else {
+                continue;
+            };
+            if query.status.is_none_or(|status| status == record.status) {
+                found.push(record);
+                if found.len() >= limit {
+                    break;
                 }
             }
         }

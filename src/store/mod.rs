@@ -89,6 +89,8 @@ pub struct Claim {
     pub(crate) due_at_ms: u64,
     /// Which of the webhook's queues the event waits in.
     pub(crate) lane: Lane,
+    /// Under `ordering = "row"`: the event's row, whose next event waits for this one.
+    pub(crate) row_key: Option<String>,
 }
 
 /// What [`EventStore::claim_due`] found.

@@ -406,6 +406,27 @@ macro_rules! event_store_suite {
                     .await;
             }
             #[tokio::test]
+            async fn a_row_waits_for_its_earlier_event() {
+                crate::store::suite_rows::a_row_waits_for_its_earlier_event(
+                    $factory.await.as_ref(),
+                )
+                .await;
+            }
+            #[tokio::test]
+            async fn unordered_events_of_a_row_go_together() {
+                crate::store::suite_rows::unordered_events_of_a_row_go_together(
+                    $factory.await.as_ref(),
+                )
+                .await;
+            }
+            #[tokio::test]
+            async fn a_redelivery_keeps_its_row_in_order() {
+                crate::store::suite_rows::a_redelivery_keeps_its_row_in_order(
+                    $factory.await.as_ref(),
+                )
+                .await;
+            }
+            #[tokio::test]
             async fn claims_in_order_once() {
                 suite::claims_in_order_once($factory.await.as_ref()).await;
             }

@@ -156,6 +156,18 @@ pub(crate) fn rowhook(config: &Path, arguments: &[&str]) -> Output {
         .expect("run rowhook")
 }
 
+/// GET `url` with the admin token: the status and the body as text.
+pub(crate) async fn admin_get(url: &str, token: &str) -> (u16, String) {
+    let response = reqwest::Client::new()
+        .get(url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap_or_else(|error| panic!("GET {url}: {error}"));
+    let status = response.status().as_u16();
+    (status, response.text().await.unwrap_or_default())
+}
+
 pub(crate) fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }

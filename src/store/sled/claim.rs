@@ -27,6 +27,7 @@ impl SledStore {
     ) -> Result<DueEvents, StoreError> {
         let mut inner = self.lock();
         let mut due = DueEvents::default();
+        self.claim_released(&mut inner, webhook, limit, &mut due)?;
         self.claim_retries(&mut inner, webhook, now_ms, limit, &mut due)?;
         if due.events.len() < limit {
             self.claim_first_attempts(&mut inner, webhook, now_ms, limit, &mut due)?;
@@ -79,9 +80,54 @@ impl SledStore {
                     .map_err(backend("removing a stale due entry"))?;
                 continue;
             };
+            if let (true, Some(row)) = (entry.ordered, entry.row_key)
+                && !queue.lines.join(row, sequence, first, &queue.claimed)
+            {
+                // An earlier event of its row is pending: this one waits its turn.
+                continue;
+            }
             if let Some(claimed) = claimed_event(webhook, first, &entry, state.attempt_count(), at)
             {
                 queue.claimed.insert(sequence);
+                due.events.push(claimed);
+            }
+        }
+        Ok(())
+    }
+
+    /// Events that waited behind an earlier event of their row, now first: attempt 1.
+    fn claim_released(
+        &self,
+        inner: &mut Inner,
+        webhook: &str,
+        limit: usize,
+        due: &mut DueEvents,
+    ) -> Result<(), StoreError> {
+        let queue = inner.queue(webhook);
+        while due.events.len() < limit {
+            let Some((sequence, first)) = queue.lines.next_released() else {
+                break;
+            };
+            queue.lines.unhold(sequence);
+            // Redelivered while it waited: its due entry speaks for it now.
+            if self.page(webhook, first)?.0.contains(sequence) {
+                continue;
+            }
+            let Some(chunk) = self.load_chunk(webhook, first)? else {
+                continue;
+            };
+            let Some(index) = chunk
+                .find_sequence(sequence)
+                .map_err(|_| truncated(webhook))?
+            else {
+                continue;
+            };
+            let entry = chunk.entry(index).map_err(|_| truncated(webhook))?;
+            if let Some(claimed) =
+                claimed_event(webhook, first, &entry, 0, entry.first_attempt_at_ms)
+            {
+                queue.claimed.insert(sequence);
+                queue.first_claims.insert(sequence);
                 due.events.push(claimed);
             }
         }
@@ -139,6 +185,16 @@ impl SledStore {
                     queue.chunk = Some(chunk);
                     break 'chunks;
                 }
+                if let (true, Some(row)) = (entry.ordered, entry.row_key)
+                    && !queue.lines.join(row, entry.sequence, first, &queue.claimed)
+                {
+                    // Waits behind an earlier event of its row; released when that one
+                    // is delivered or failed.
+                    queue.lines.hold(entry.sequence);
+                    queue.frontier = entry.sequence + 1;
+                    index += 1;
+                    continue;
+                }
                 let at = entry.first_attempt_at_ms;
                 if let Some(claimed) = claimed_event(webhook, first, &entry, 0, at) {
                     queue.claimed.insert(entry.sequence);
@@ -159,6 +215,8 @@ impl SledStore {
         let mut inner = self.lock();
         let mut writes = sled::Batch::default();
         let mut statuses = vec![Status::Pending; finished.len()];
+        // Queues where an event's turn came behind one that finished.
+        let mut next_in_line: Vec<String> = Vec::new();
         // By page, so that each page is read and written once.
         let mut by_page: BTreeMap<(String, u64), Vec<(usize, FinishedAttempt)>> = BTreeMap::new();
         for (index, done) in finished.into_iter().enumerate() {
@@ -196,6 +254,12 @@ impl SledStore {
                     writes.insert(keys::failed(&webhook, sequence), &first.to_be_bytes());
                 }
                 inner.moved(&webhook, transition.from, state.status);
+                if let Some(row) = &done.claim.row_key
+                    && state.status != Status::Pending
+                    && inner.queue(&webhook).lines.leave(row, sequence)
+                {
+                    next_in_line.push(webhook.clone());
+                }
                 statuses[index] = state.status;
                 page.insert(sequence, state);
             }
@@ -205,12 +269,13 @@ impl SledStore {
         let touched: Vec<String> = pages.iter().map(|(webhook, ..)| webhook.clone()).collect();
         for webhook in touched {
             let queue = inner.queue(&webhook);
-            let durable = queue
-                .first_claims
-                .first()
-                .copied()
-                .unwrap_or(queue.frontier)
-                .min(queue.frontier);
+            let durable = [
+                queue.first_claims.first().copied(),
+                queue.lines.first_held(),
+            ]
+            .into_iter()
+            .flatten()
+            .fold(queue.frontier, u64::min);
             if durable > queue.durable_frontier {
                 queue.durable_frontier = durable;
                 writes.insert(keys::frontier(&webhook), &durable.to_be_bytes());
@@ -220,6 +285,10 @@ impl SledStore {
             .apply_batch(writes)
             .map_err(backend("recording attempts"))?;
         self.account(&live, &gone);
+        drop(inner);
+        for queue in next_in_line {
+            self.wakeups.wake(lanes::webhook_of(&queue));
+        }
         Ok(statuses)
     }
 
@@ -274,7 +343,11 @@ impl SledStore {
             .cloned()
             .unwrap_or_else(|| EventState::initial(entry.first_attempt_at_ms));
         // An attempt under way counts as made: the redelivery is one more after it.
-        let in_flight = inner.queue(&webhook).claimed.contains(&sequence);
+        let queue = inner.queue(&webhook);
+        let in_flight = queue.claimed.contains(&sequence);
+        if let (true, Some(row)) = (entry.ordered, entry.row_key) {
+            queue.lines.rejoin(row, sequence, first);
+        }
         let made = state.attempt_count() + u32::from(in_flight);
         let transition = state.redeliver(made, now_ms);
         let mut writes = sled::Batch::default();
@@ -328,6 +401,7 @@ fn claimed_event(
             group,
             due_at_ms,
             lane: lanes::lane_of(webhook),
+            row_key: entry.row_key.filter(|_| entry.ordered).map(str::to_string),
         },
     })
 }

@@ -25,6 +25,7 @@ mod pages;
 mod prune;
 mod ranges;
 mod read;
+mod rows;
 mod state;
 mod value_log;
 mod values;
@@ -93,6 +94,8 @@ struct Queue {
     first_claims: BTreeSet<u64>,
     /// The chunk at the frontier, parsed once.
     chunk: Option<Chunk>,
+    /// Under `ordering = "row"`: which events wait for an earlier one of their row.
+    lines: rows::Lines,
 }
 
 impl Inner {
@@ -312,6 +315,7 @@ impl SledStore {
             queue.frontier = frontier;
             queue.durable_frontier = frontier;
         }
+        self.recover_lines(&mut inner)?;
         Ok(inner)
     }
 

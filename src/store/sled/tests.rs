@@ -142,6 +142,50 @@ async fn a_pause_survives_reopening() {
 }
 
 #[tokio::test]
+async fn a_row_keeps_its_order_across_reopening() {
+    use crate::store::suite_rows::{claim_and_record, two_rows};
+    let scratch = Scratch::new("rows");
+    {
+        let store = SledStore::open(&scratch.0).unwrap();
+        append(&store, two_rows()).await;
+        let failed = claim_and_record(&store, "hook", T0, Some(ErrorKind::Status)).await;
+        assert_eq!(failed, ["evt_1", "evt_5"]);
+        // evt_2 is held; its claim is not made before the restart.
+        assert!(
+            claim_and_record(&store, "hook", T0 + 1, None)
+                .await
+                .is_empty()
+        );
+        store.flush().await.unwrap();
+    }
+    let store = SledStore::open(&scratch.0).unwrap();
+    assert!(
+        claim_and_record(&store, "hook", T0 + 1, None)
+            .await
+            .is_empty()
+    );
+    assert_eq!(
+        claim_and_record(&store, "hook", T0 + 10_000, None).await,
+        ["evt_1", "evt_5"]
+    );
+    assert_eq!(
+        claim_and_record(&store, "hook", T0 + 10_001, None).await,
+        ["evt_2"]
+    );
+    drop(store);
+    let store = SledStore::open(&scratch.0).unwrap();
+    assert_eq!(
+        claim_and_record(&store, "hook", T0 + 10_002, None).await,
+        ["evt_4"]
+    );
+    assert!(
+        claim_and_record(&store, "hook", u64::MAX, None)
+            .await
+            .is_empty()
+    );
+}
+
+#[tokio::test]
 async fn everything_survives_reopening() {
     let scratch = Scratch::new("reopen");
     {

@@ -35,6 +35,8 @@
 //! - [`history`]: typed views of events and attempts, and redelivery, for the admin
 //!   server and the CLI.
 //! - [`admin`]: the admin HTTP server: JSON API, pages, `/healthz`, `/metrics`.
+//! - [`alert`]: alerts to `[[alerts]]` targets when delivery or capture is in trouble,
+//!   kept and delivered as events of their own.
 //! - [`metrics`]: counters for `/metrics`.
 //! - [`service`]: the stages wired together for `rowhook run`.
 //! - [`time`], [`secret`], [`shutdown`]: Unix milliseconds and RFC 3339; masking; the
@@ -43,6 +45,7 @@
 //!   demo`). Not part of the data flow.
 
 pub mod admin;
+pub mod alert;
 pub mod backfill;
 pub mod capture;
 pub mod change;

@@ -11,6 +11,7 @@ use tokio::sync::{mpsc, watch};
 use tracing::{error, info};
 
 use crate::admin::{self, AdminState};
+use crate::alert::{self, Alerter};
 use crate::backfill::{BackfillParts, Backfills};
 use crate::capture::acknowledgement_channel;
 use crate::capture::notify::NotifySource;
@@ -89,7 +90,8 @@ pub async fn serve(
         None => None,
     };
 
-    let dispatcher = Dispatcher::new(config, store.clone(), client, metrics.clone());
+    let (alert_sender, alert_signals) = alert::channel_pair();
+    let dispatcher = Dispatcher::new(config, store.clone(), client, metrics.clone(), alert_sender);
     let (acknowledger, acknowledgements) = acknowledgement_channel();
     let (sender, receiver) = mpsc::channel(CAPTURE_QUEUE);
     let relations = Arc::new(Relations::new(config, url.clone(), metrics.clone()));
@@ -122,6 +124,17 @@ pub async fn serve(
         shutdown: shutdown.clone(),
     })
     .await?;
+    // Alerts are raised only where a target hears them.
+    let alerting = (!config.alerts.is_empty()).then(|| {
+        let alerter = Alerter::new(
+            shared_config.clone(),
+            router.clone(),
+            store.clone(),
+            alert_signals,
+            capture_status.clone(),
+        );
+        tokio::spawn(alerter.run(shutdown.clone()))
+    });
     let admin = admin_listener.map(|listener| {
         let state = AdminState {
             config: shared_config.clone(),
@@ -167,6 +180,9 @@ pub async fn serve(
     // When capture ended on its own, stop the other stages too.
     trigger.trigger();
     let _ = delivery.await;
+    if let Some(alerting) = alerting {
+        let _ = alerting.await;
+    }
     let _ = pruning.await;
     backfills.stopped().await;
     if let Some(admin) = admin

@@ -13,6 +13,7 @@
 //! configuration file, so that the defaults `config/rowhook.toml` and `data/rowhook` sit
 //! side by side in the directory rowhook is started from.
 
+mod alerts;
 mod delivery;
 mod duration;
 mod environment;
@@ -36,6 +37,7 @@ use thiserror::Error;
 use crate::change::{Action, TableName};
 use crate::secret::{MASK, mask_url_password};
 
+pub use alerts::{AlertConfig, AlertKind};
 pub use duration::{DurationError, format_duration, parse_duration};
 pub use relations::{
     DEFAULT_HAS_MANY_LIMIT, Includes, MAX_INCLUDE_DEPTH, OrderBy, RelationConfig, RelationKind,
@@ -59,6 +61,8 @@ pub struct Config {
     pub models: BTreeMap<String, ModelConfig>,
     /// In file order.
     pub webhooks: Vec<WebhookConfig>,
+    /// `[[alerts]]` targets, in file order (CONTRACT §9).
+    pub alerts: Vec<AlertConfig>,
 }
 
 impl Config {
@@ -282,7 +286,10 @@ pub struct WebhookConfig {
     pub secret: Option<String>,
     /// The global `[delivery]` with this webhook's own keys applied.
     pub delivery: DeliveryConfig,
+    /// The `[[alerts]]` targets told about this webhook, by name.
+    pub alerts: Vec<String>,
 }
+
 
 impl WebhookConfig {
     /// Whether the value of header `name` must be shown as `••••`: `Authorization`, and
@@ -386,7 +393,9 @@ pub fn parse(
     reader.reject_unknown_keys(
         "",
         &document,
-        &["source", "store", "admin", "delivery", "models", "webhooks"],
+        &[
+            "source", "store", "admin", "delivery", "models", "webhooks", "alerts",
+        ],
     );
     let source = sections::read_source(&mut reader, &document);
     let store = sections::read_store(&mut reader, &document);
@@ -394,7 +403,8 @@ pub fn parse(
     let delivery = delivery::read_global(&mut reader, &document);
     let models = sections::read_models(&mut reader, &document);
     relations::check_related_models(&mut reader, &models);
-    let webhooks = webhook::read_webhooks(&mut reader, &document, &models, &delivery);
+    let alerts = alerts::read_alerts(&mut reader, &document, &delivery);
+    let webhooks = webhook::read_webhooks(&mut reader, &document, &models, &delivery, &alerts);
     let errors = reader.into_errors();
     if !errors.is_empty() {
         return Err(ConfigErrors(errors));
@@ -410,6 +420,7 @@ pub fn parse(
             .filter_map(|(name, model)| Some((name, model?)))
             .collect(),
         webhooks,
+        alerts,
     })
 }
 

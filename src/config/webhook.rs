@@ -9,16 +9,16 @@ use toml::{Table, Value};
 
 use super::delivery::{self, CLIENT_HEADERS, invalid_header_name, is_header_name};
 use super::reader::{Reader, index_path, key_path};
-use super::relations;
-use super::{DeliveryConfig, Format, Method, ModelConfig, WebhookConfig};
+use super::{AlertConfig, DeliveryConfig, Format, Method, ModelConfig, WebhookConfig};
+use super::{alerts, relations};
 use crate::change::Action;
 
 /// Event ids embed the webhook name and must stay within 64 characters.
 const MAX_NAME_CHARACTERS: usize = 32;
 
-const OWN_KEYS: [&str; 14] = [
+const OWN_KEYS: [&str; 15] = [
     "name", "model", "on", "active", "method", "url", "format", "fields", "body", "headers",
-    "when", "columns", "secret", "include",
+    "when", "columns", "secret", "include", "alerts",
 ];
 
 /// Standard Webhooks headers, set by rowhook when the webhook has a `secret`.
@@ -29,12 +29,14 @@ pub(super) fn read_webhooks(
     document: &Table,
     models: &BTreeMap<String, Option<ModelConfig>>,
     delivery: &DeliveryConfig,
+    alert_targets: &[AlertConfig],
 ) -> Vec<WebhookConfig> {
     let mut first_by_name: BTreeMap<String, String> = BTreeMap::new();
     let mut webhooks = Vec::new();
     for (index, table) in reader.array_of_tables(document, "", "webhooks") {
         let path = index_path("webhooks", index);
-        let webhook = read_webhook(reader, table, &path, models, delivery);
+        let mut webhook = read_webhook(reader, table, &path, models, delivery);
+        webhook.alerts = alerts::read_webhook_alerts(reader, table, &path, alert_targets);
         if !webhook.name.is_empty() {
             match first_by_name.get(&webhook.name) {
                 Some(first) => reader.error(
@@ -61,7 +63,7 @@ fn read_webhook(
     let known: Vec<&str> = OWN_KEYS.iter().chain(&delivery::KEYS).copied().collect();
     reader.reject_unknown_keys(path, table, &known);
 
-    let name = read_name(reader, table, path);
+    let name = read_name(reader, table, path, "webhook");
     let model = read_model_reference(reader, table, path, models);
     let on = read_actions(reader, table, path);
     let active = reader.boolean(table, path, "active").unwrap_or(true);
@@ -114,10 +116,12 @@ fn read_webhook(
         include,
         secret,
         delivery,
+        alerts: Vec::new(),
     }
 }
 
-fn read_name(reader: &mut Reader, table: &Table, path: &str) -> String {
+/// A name: 1 to 32 characters of `a-z`, `0-9`, `_` and `-`; `what` names the thing named.
+pub(super) fn read_name(reader: &mut Reader, table: &Table, path: &str, what: &str) -> String {
     let Some(name) = reader.required_string(table, path, "name") else {
         return String::new();
     };
@@ -129,7 +133,7 @@ fn read_name(reader: &mut Reader, table: &Table, path: &str) -> String {
         reader.error(
             key_path(path, "name"),
             format!(
-                "invalid webhook name {:?}: expected 1 to 32 characters of a-z, 0-9, _ and -",
+                "invalid {what} name {:?}: expected 1 to 32 characters of a-z, 0-9, _ and -",
                 name.text
             ),
         );
@@ -205,7 +209,7 @@ fn read_format(reader: &mut Reader, table: &Table, path: &str) -> Option<Format>
     found
 }
 
-fn read_url(reader: &mut Reader, table: &Table, path: &str) -> String {
+pub(super) fn read_url(reader: &mut Reader, table: &Table, path: &str) -> String {
     let Some(url) = reader.required_string(table, path, "url") else {
         return String::new();
     };
@@ -320,7 +324,7 @@ fn is_plausible_url(url: &str) -> bool {
         || url.starts_with("{%")
 }
 
-fn read_secret(reader: &mut Reader, table: &Table, path: &str) -> Option<String> {
+pub(super) fn read_secret(reader: &mut Reader, table: &Table, path: &str) -> Option<String> {
     let secret = reader.string(table, path, "secret")?.text;
     let is_valid = secret
         .strip_prefix("whsec_")
@@ -338,7 +342,7 @@ fn read_secret(reader: &mut Reader, table: &Table, path: &str) -> Option<String>
     }
 }
 
-fn read_headers(
+pub(super) fn read_headers(
     reader: &mut Reader,
     table: &Table,
     path: &str,

@@ -5,6 +5,7 @@
 
 mod client;
 mod failure;
+mod pausing;
 
 pub use client::{AttemptOptions, ClientError, DeliveryClient, RESPONSE_BODY_LIMIT};
 
@@ -15,7 +16,9 @@ use tokio::sync::{Notify, Semaphore, mpsc};
 use tokio::task::JoinSet;
 use tracing::{Instrument, debug, error, info_span, warn};
 
-use crate::config::{Config, WebhookConfig};
+use crate::alert::{AlertSender, AttemptSeen};
+use crate::config::{AlertConfig, Config, DeliveryConfig, WebhookConfig};
+use crate::event::Status;
 use crate::metrics::Metrics;
 use crate::outgoing::Outgoing;
 use crate::rate::TokenBucket;
@@ -40,10 +43,42 @@ struct Context {
     client: DeliveryClient,
     metrics: Arc<Metrics>,
     global_limit: Semaphore,
+    alerts: AlertSender,
+}
+
+/// Where a lane delivers: a webhook, or an `[[alerts]]` target.
+struct Endpoint {
+    /// The webhook's name, or the alert target's queue name.
+    name: String,
+    delivery: DeliveryConfig,
+    secret: Option<String>,
+    /// Whether its attempts are told to the alerts (an alert target's are not: a
+    /// failing alert target must not alert about itself).
+    alerting: bool,
+}
+
+impl Endpoint {
+    fn of_webhook(webhook: &WebhookConfig) -> Endpoint {
+        Endpoint {
+            name: webhook.name.clone(),
+            delivery: webhook.delivery.clone(),
+            secret: webhook.secret.clone(),
+            alerting: true,
+        }
+    }
+
+    fn of_alert_target(target: &AlertConfig) -> Endpoint {
+        Endpoint {
+            name: target.queue_name(),
+            delivery: target.delivery.clone(),
+            secret: target.secret.clone(),
+            alerting: false,
+        }
+    }
 }
 
 struct Lane {
-    webhook: WebhookConfig,
+    webhook: Endpoint,
     retry: Arc<[Duration]>,
     own_limit: Arc<Semaphore>,
     wake: Arc<Notify>,
@@ -55,6 +90,7 @@ struct Lane {
 /// A finished attempt on its way to the recorder, with what the metrics need.
 struct Outcome {
     finished: FinishedAttempt,
+    event_id: String,
     created_at_ms: u64,
     lane: Arc<Lane>,
 }
@@ -70,17 +106,21 @@ impl Dispatcher {
         store: Arc<dyn EventStore>,
         client: DeliveryClient,
         metrics: Arc<Metrics>,
+        alerts: AlertSender,
     ) -> Dispatcher {
-        let lanes = config
+        let endpoints = config
             .webhooks
             .iter()
+            .map(Endpoint::of_webhook)
+            .chain(config.alerts.iter().map(Endpoint::of_alert_target));
+        let lanes = endpoints
             .map(|webhook| {
                 Arc::new(Lane {
-                    webhook: webhook.clone(),
                     retry: webhook.delivery.retry.clone().into(),
                     own_limit: Arc::new(Semaphore::new(webhook.delivery.concurrency.max(1))),
                     wake: store.wakeups().waiter(&webhook.name),
                     failing_since: std::sync::Mutex::new(None),
+                    webhook,
                 })
             })
             .collect();
@@ -89,6 +129,7 @@ impl Dispatcher {
             client,
             metrics,
             global_limit: Semaphore::new(config.delivery.concurrency.max(1)),
+            alerts,
         });
         Dispatcher { context, lanes }
     }
@@ -159,6 +200,15 @@ async fn record(context: Arc<Context>, mut recorded: mpsc::UnboundedReceiver<Out
             Ok(statuses) => {
                 for (outcome, status) in batch.iter().zip(statuses) {
                     let attempt = &outcome.finished.attempt;
+                    if outcome.lane.webhook.alerting {
+                        context.alerts.attempt(&AttemptSeen {
+                            webhook: &outcome.lane.webhook.name,
+                            event_id: &outcome.event_id,
+                            succeeded: attempt.succeeded(),
+                            failed_for_good: status == Status::Failed,
+                            error: attempt.error.as_deref(),
+                        });
+                    }
                     let latency = outcome
                         .finished
                         .finished_at_ms
@@ -181,7 +231,7 @@ async fn record(context: Arc<Context>, mut recorded: mpsc::UnboundedReceiver<Out
                 error!(%error, attempts = batch.len(), "cannot record attempts; they will be made again after a restart");
             }
         }
-        pause_failing(&context, &batch).await;
+        pausing::pause_failing(&context, &batch).await;
         // A retry due at once is claimable only now that it is recorded.
         for outcome in batch.drain(..) {
             outcome.lane.wake.notify_one();
@@ -190,57 +240,6 @@ async fn record(context: Arc<Context>, mut recorded: mpsc::UnboundedReceiver<Out
     if let Err(error) = context.store.flush().await {
         error!(%error, "cannot flush the last attempts");
     }
-}
-
-/// `pause_after`: pauses the webhooks of `batch` that have been failing, without a
-/// single success, for that long.
-async fn pause_failing(context: &Context, batch: &[Outcome]) {
-    for outcome in batch {
-        let Some(pause_after) = outcome.lane.webhook.delivery.pause_after else {
-            continue;
-        };
-        let crossed = {
-            let mut failing_since = outcome
-                .lane
-                .failing_since
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            crossed_pause_after(
-                &mut failing_since,
-                outcome.finished.attempt.succeeded(),
-                outcome.finished.finished_at_ms,
-                pause_after,
-            )
-        };
-        if crossed {
-            let webhook = &outcome.lane.webhook.name;
-            warn!(%webhook, ?pause_after, "webhook paused: its attempts failed without a success for pause_after");
-            if let Err(error) = context.store.set_paused(webhook, true).await {
-                error!(%webhook, %error, "cannot pause the failing webhook");
-            }
-        }
-    }
-}
-
-/// Whether an attempt's outcome makes a webhook cross `pause_after`: failing since the
-/// first failure after the last success, for at least that long. Crossing starts the
-/// count over, so it is said once.
-fn crossed_pause_after(
-    failing_since: &mut Option<u64>,
-    succeeded: bool,
-    at_ms: u64,
-    pause_after: Duration,
-) -> bool {
-    if succeeded {
-        *failing_since = None;
-        return false;
-    }
-    let since = *failing_since.get_or_insert(at_ms);
-    if at_ms.saturating_sub(since) >= pause_after.as_millis() as u64 {
-        *failing_since = None;
-        return true;
-    }
-    false
 }
 
 struct LaneWorker {
@@ -361,39 +360,10 @@ async fn attempt(
         },
         created_at_ms: event.created_at_ms,
         lane: lane.clone(),
+        event_id: event.id,
     };
     // The recorder outlives every attempt but those cut off at shutdown.
     let _ = outcomes.send(outcome);
     // The lane has room again (the claim stays the store's until recorded).
     lane.wake.notify_one();
-}
-
-#[cfg(test)]
-mod pause_after_tests {
-    use super::*;
-
-    #[test]
-    fn a_webhook_failing_long_enough_crosses_once() {
-        let hour = Duration::from_secs(3_600);
-        let mut since = None;
-        assert!(!crossed_pause_after(&mut since, false, 1_000, hour));
-        assert_eq!(since, Some(1_000));
-        assert!(!crossed_pause_after(
-            &mut since,
-            false,
-            1_000 + 3_599_999,
-            hour
-        ));
-        // A success starts the count over.
-        assert!(!crossed_pause_after(&mut since, true, 2_000_000, hour));
-        assert_eq!(since, None);
-        assert!(!crossed_pause_after(&mut since, false, 3_000_000, hour));
-        assert!(crossed_pause_after(
-            &mut since,
-            false,
-            3_000_000 + 3_600_000,
-            hour
-        ));
-        assert_eq!(since, None, "said once");
-    }
 }

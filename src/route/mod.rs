@@ -17,6 +17,7 @@
 //! context is built only for webhooks that have a template, and only once per change for
 //! the row data that all webhooks share.
 
+mod alerts;
 mod compile;
 mod context;
 mod date_filter;
@@ -94,6 +95,7 @@ struct TableRoutes {
 pub struct Router {
     webhooks: Vec<CompiledWebhook>,
     by_table: HashMap<TableName, TableRoutes>,
+    alert_bodies: alerts::AlertBodies,
 }
 
 impl Router {
@@ -115,6 +117,8 @@ impl Router {
                 webhooks.push(compiled);
             }
         }
+        let alert_bodies =
+            alerts::AlertBodies::compile(&parser, &config.file, &config.alerts, &mut errors);
         if !errors.is_empty() {
             return Err(ConfigErrors(errors));
         }
@@ -135,7 +139,22 @@ impl Router {
                 },
             );
         }
-        Ok(Router { webhooks, by_table })
+        Ok(Router {
+            webhooks,
+            by_table,
+            alert_bodies,
+        })
+    }
+
+    /// The request an alert sends to the `[[alerts]]` target at `index`; `alert` is the
+    /// alert as JSON. The error names the key at fault.
+    pub fn alert_request(
+        &self,
+        index: usize,
+        target: &crate::config::AlertConfig,
+        alert: &serde_json::Value,
+    ) -> Result<Request, String> {
+        self.alert_bodies.request(index, target, alert)
     }
 
     /// The events `change` creates, in configuration order of their webhooks, with the

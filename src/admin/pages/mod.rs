@@ -15,6 +15,7 @@ mod webhook;
 use super::error::AdminError;
 use super::server::AdminState;
 use crate::capture::CaptureStatus;
+use crate::event::Status;
 use crate::history::{self, EventSummary};
 pub(super) use event::{event, redeliver};
 pub(super) use rows::rows;
@@ -241,6 +242,37 @@ pub(super) async fn home(State(state): State<AdminState>) -> Result<Html<String>
         );
     }
     body.push_str("</table>");
+    if !state.config.alerts.is_empty() {
+        body.push_str(
+            "<h2>Alert targets</h2><table><tr><th>name</th><th>URL</th><th>alerts</th>\
+<th>pending</th><th>delivered</th><th>failed</th></tr>",
+        );
+        for target in &state.config.alerts {
+            let queue = target.queue_name();
+            let count = |status| {
+                counts
+                    .get(&queue)
+                    .and_then(|counts| counts.get(&status))
+                    .copied()
+                    .unwrap_or(0)
+            };
+            let kinds: Vec<&str> = target.on.iter().map(|kind| kind.as_str()).collect();
+            let _ = write!(
+                body,
+                "<tr><td><a href=\"/webhooks/{link}\">{name}</a></td><td>{url}</td><td>{kinds}</td>\
+<td class=\"number\">{pending}</td><td class=\"number\">{delivered}</td>\
+<td class=\"number\">{failed}</td></tr>",
+                link = escape(&url_component(&queue)),
+                name = escape(&target.name),
+                url = escape(&crate::secret::mask_url_password(&target.url)),
+                kinds = escape(&kinds.join(", ")),
+                pending = count(Status::Pending),
+                delivered = count(Status::Delivered),
+                failed = count(Status::Failed),
+            );
+        }
+        body.push_str("</table>");
+    }
     if let Some(backfills) = &state.backfills {
         body.push_str(&super::backfills::table(&backfills.list(), escape));
     }

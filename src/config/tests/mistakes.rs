@@ -7,7 +7,7 @@ fn unknown_top_level_key() {
     assert_eq!(
         error(&format!("colour = \"red\"\n{MINIMAL}")),
         "config/rowhook.toml: colour: unknown key \
-         (expected one of: source, store, admin, delivery, models, webhooks)"
+         (expected one of: source, store, admin, delivery, models, webhooks, alerts)"
     );
 }
 
@@ -424,5 +424,43 @@ fn pause_after_is_a_duration_above_zero() {
     assert_eq!(
         config.webhooks[0].delivery.pause_after,
         Some(Duration::from_secs(3_600))
+    );
+}
+
+const ALERT_TARGET: &str =
+    "\n[[alerts]]\nname = \"ops\"\nurl = \"https://chat.example.com/hook\"\n";
+
+#[test]
+fn alerts_name_targets_that_exist() {
+    assert_eq!(
+        error(&with_webhook("alerts = [\"ops\"]")),
+        "config/rowhook.toml: webhooks[0].alerts[0]: no alert target \"ops\": the file has no \
+         [[alerts]] table"
+    );
+    assert_eq!(
+        error(&format!(
+            "{}{ALERT_TARGET}",
+            with_webhook("alerts = [\"pager\"]")
+        )),
+        "config/rowhook.toml: webhooks[0].alerts[0]: no alert target \"pager\" (targets: ops)"
+    );
+    assert_eq!(
+        error(&format!("{MINIMAL}{ALERT_TARGET}on = [\"webhook_down\"]\n")),
+        "config/rowhook.toml: alerts[0].on[0]: unknown alert \"webhook_down\": expected \
+         event_failed, webhook_failing, webhook_recovered, webhook_paused, capture_down"
+    );
+    assert_eq!(
+        error(&format!("{MINIMAL}\n[[alerts]]\nname = \"ops\"\n")),
+        "config/rowhook.toml: alerts[0].url: missing required key"
+    );
+    assert_eq!(
+        error(&format!("{MINIMAL}{ALERT_TARGET}{ALERT_TARGET}")),
+        "config/rowhook.toml: alerts[1].name: duplicate alert target name \"ops\""
+    );
+    assert_eq!(
+        error(&format!(
+            "{MINIMAL}{ALERT_TARGET}capture_down_after = \"0s\"\n"
+        )),
+        "config/rowhook.toml: alerts[0].capture_down_after: must be greater than 0s"
     );
 }

@@ -278,3 +278,28 @@ fn parse_and_load_agree() {
         TableName::new("public", "orders")
     );
 }
+
+#[test]
+fn alert_targets_default_to_every_kind_and_every_webhook() {
+    let text = format!(
+        "{}\n[[webhooks]]\nname = \"quiet\"\nmodel = \"order\"\nurl = \"https://example.com/q\"\n\
+         alerts = []\n\n[[alerts]]\nname = \"ops\"\nurl = \"https://chat.example.com/hook\"\n\n\
+         [[alerts]]\nname = \"pager\"\nurl = \"https://pager.example.com/\"\n\
+         on = [\"capture_down\"]\ncapture_down_after = \"5m\"\nretry = [\"0s\", \"10s\"]\n",
+        super::with_webhook("")
+    );
+    let config = parse(Path::new(super::FILE), &text, &super::environment).unwrap();
+    let ops = &config.alerts[0];
+    assert_eq!(ops.on, AlertKind::ALL.into_iter().collect());
+    assert_eq!(ops.capture_down_after, Duration::from_secs(60));
+    assert_eq!(ops.queue_name(), "alert:ops");
+    let pager = &config.alerts[1];
+    assert_eq!(pager.on, [AlertKind::CaptureDown].into_iter().collect());
+    assert_eq!(pager.capture_down_after, Duration::from_secs(300));
+    assert_eq!(
+        pager.delivery.retry,
+        [Duration::ZERO, Duration::from_secs(10)]
+    );
+    assert_eq!(config.webhooks[0].alerts, ["ops", "pager"]);
+    assert!(config.webhooks[1].alerts.is_empty());
+}

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Takes the README's screenshots of the admin pages: starts a throwaway cluster, a small
 # receiver, and `rowhook run` with one webhook that succeeds and one whose endpoint is
-# down, makes some changes, and opens the three pages in headless Chromium (Debian's
-# `chromium` package). Writes docs/screenshots/{webhooks,events,event}.png.
+# down (with an alert target told about it), makes changes for a minute or so, and opens
+# the pages in headless Chromium (Debian's `chromium` package). Writes
+# docs/screenshots/{webhooks,events,failing,event,row}.png.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -65,6 +66,8 @@ table = "orders"
 [[webhooks]]
 name = "order-to-warehouse"
 model = "order"
+ordering = "row"
+rate = "200/s"
 url = "http://127.0.0.1:$receiver_port/orders/{{ item.id }}"
 headers = { Authorization = "Bearer warehouse-secret" }
 secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -74,6 +77,11 @@ name = "crm-sync"
 model = "order"
 on = ["update"]
 url = "http://127.0.0.1:$closed_port/crm"
+
+[[alerts]]
+name = "ops"
+url = "http://127.0.0.1:$receiver_port/alerts"
+body = """{"text": "rowhook: {{ alert.webhook }} {{ alert.kind }}: {{ alert.message }}"}"""
 EOF
 target/release/rowhook --config "$work/rowhook.toml" setup >/dev/null
 ROWHOOK_LOG=error target/release/rowhook --config "$work/rowhook.toml" run &
@@ -84,6 +92,15 @@ INSERT INTO orders VALUES (1001, 'Ada', 'new', 49.90), (1002, 'Grace', 'new', 12
                           (1003, 'Linus', 'new', 230.00);
 UPDATE orders SET status = 'paid' WHERE id IN (1001, 1003);
 EOF
+# A minute or so of traffic, so that the charts have bars in more than one minute.
+for round in $(seq 1 14); do
+    psql -q "$ROWHOOK_TEST_DATABASE_URL" -c \
+        "INSERT INTO orders SELECT n, 'shopper ' || n, 'new', n % 97
+           FROM generate_series($((2000 + round * 100)), $((2040 + round * 103))) n;
+         UPDATE orders SET status = 'packed' WHERE id % 3 = 0 AND status = 'new';"
+    sleep 5
+done
+psql -q "$ROWHOOK_TEST_DATABASE_URL" -c "UPDATE orders SET status = 'shipped' WHERE id = 1001"
 sleep 3
 
 base="http://admin:screenshot-token@127.0.0.1:$admin_port"
@@ -98,5 +115,7 @@ shoot() {
 }
 shoot webhooks "$base/"
 shoot events "$base/webhooks/order-to-warehouse"
+shoot failing "$base/webhooks/crm-sync"
 shoot event "$base/events/$event_id"
+shoot row "$base/rows?model=order&key=1001"
 ls -l docs/screenshots

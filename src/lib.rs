@@ -37,13 +37,15 @@
 //! - [`admin`]: the admin HTTP server: JSON API, pages, `/healthz`, `/metrics`.
 //! - [`alert`]: alerts to `[[alerts]]` targets when delivery or capture is in trouble,
 //!   kept and delivered as events of their own.
-//! - [`metrics`]: counters for `/metrics`.
+//! - [`metrics`]: counters for `/metrics`; [`activity`]: each webhook's last hour, for
+//!   its page.
 //! - [`service`]: the stages wired together for `rowhook run`.
 //! - [`time`], [`secret`], [`shutdown`]: Unix milliseconds and RFC 3339; masking; the
 //!   shutdown signal every run loop selects on.
 //! - [`receive`]: a local receiver for trying webhooks (`rowhook receive`, `rowhook
 //!   demo`). Not part of the data flow.
 
+pub mod activity;
 pub mod admin;
 pub mod alert;
 pub mod backfill;

@@ -27,6 +27,8 @@ pub struct Metrics {
     latency_count: AtomicU64,
     latency_sum_micros: AtomicU64,
     relation_queries: AtomicU64,
+    /// Each webhook's last hour, for its page.
+    pub activity: crate::activity::ActivityLog,
 }
 
 fn outcome_index(kind: Option<ErrorKind>) -> usize {

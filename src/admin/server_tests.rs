@@ -23,6 +23,7 @@ struct Harness {
     base: String,
     client: reqwest::Client,
     store: Arc<dyn EventStore>,
+    metrics: Arc<Metrics>,
     capture: watch::Sender<CaptureStatus>,
     trigger: ShutdownTrigger,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
@@ -47,6 +48,10 @@ headers = {{ Authorization = "Bearer abc" }}
 name = "other"
 model = "order"
 url = "https://example.com/other"
+[[alerts]]
+name = "ops"
+url = "https://chat.example.com/hook"
+on = ["event_failed"]
 "#
     );
     crate::config::parse(Path::new("rowhook.toml"), &text, &|_| None).unwrap()
@@ -86,11 +91,12 @@ async fn start() -> Harness {
     let store = temporary_store().await;
     let (capture, capture_receiver) = watch::channel(CaptureStatus::default());
     let (trigger, shutdown) = shutdown::channel();
+    let metrics = Arc::new(Metrics::default());
     let state = AdminState {
         backfills: None,
         config: Arc::new(config()),
         store: store.clone(),
-        metrics: Arc::new(Metrics::default()),
+        metrics: metrics.clone(),
         capture: capture_receiver,
     };
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -104,6 +110,7 @@ async fn start() -> Harness {
         base: format!("http://{address}"),
         client,
         store,
+        metrics,
         capture,
         trigger,
         server,
@@ -348,4 +355,55 @@ async fn serve_stops_on_shutdown() {
     let finished =
         tokio::time::timeout(std::time::Duration::from_secs(5), &mut harness.server).await;
     assert!(finished.unwrap().unwrap().is_ok());
+}
+
+#[tokio::test]
+async fn pages_show_the_last_hour_rows_and_alert_targets() {
+    let harness = start().await;
+    let now = crate::time::now_ms();
+    for latency in [10, 20, 30] {
+        harness.metrics.activity.record("hook", now, Ok(latency));
+    }
+    harness
+        .metrics
+        .activity
+        .record("hook", now, Err("HTTP 500 <Internal>"));
+    let (status, page) = harness.get("/webhooks/hook").await;
+    assert_eq!(status, 200);
+    assert!(page.contains("<svg class=\"chart\""), "{page}");
+    assert!(page.contains("3 delivered, 1 failed"));
+    assert!(page.contains("p50 20 ms · p99 30 ms"), "{page}");
+    assert!(
+        page.contains("last error: HTTP 500 &lt;Internal&gt;"),
+        "{page}"
+    );
+
+    let rows = vec![
+        NewEvent {
+            row_key: Some("42".into()),
+            ..event("evt_r1", "hook")
+        },
+        NewEvent {
+            row_key: Some("42".into()),
+            ..event("evt_r2", "other")
+        },
+        NewEvent {
+            row_key: Some("7".into()),
+            ..event("evt_r3", "hook")
+        },
+    ];
+    suite::append(harness.store.as_ref(), rows).await;
+    let (status, page) = harness.get("/rows?model=order&key=42").await;
+    assert_eq!(status, 200);
+    assert!(page.contains("evt_r1") && page.contains("evt_r2") && !page.contains("evt_r3"));
+    assert!(page.contains("<option selected>order</option>"), "{page}");
+    let (status, _) = harness.get("/rows?model=nope&key=42").await;
+    assert_eq!(status, 400);
+    let (_, home) = harness.get("/").await;
+    assert!(home.contains("action=\"/rows\""));
+    assert!(
+        home.contains("Alert targets") && home.contains("/webhooks/alert%3Aops"),
+        "{home}"
+    );
+    harness.trigger.trigger();
 }

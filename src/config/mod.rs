@@ -290,7 +290,6 @@ pub struct WebhookConfig {
     pub alerts: Vec<String>,
 }
 
-
 impl WebhookConfig {
     /// Whether the value of header `name` must be shown as `••••`: `Authorization`, and
     /// every header whose value came from the environment.

@@ -214,6 +214,14 @@ async fn record(context: Arc<Context>, mut recorded: mpsc::UnboundedReceiver<Out
                         .finished_at_ms
                         .saturating_sub(outcome.created_at_ms);
                     context.metrics.attempt(attempt, status, latency);
+                    context.metrics.activity.record(
+                        &outcome.lane.webhook.name,
+                        outcome.finished.finished_at_ms,
+                        match attempt.error_kind {
+                            None => Ok(latency),
+                            Some(kind) => Err(attempt.error.as_deref().unwrap_or(kind.as_str())),
+                        },
+                    );
                     match attempt.error_kind {
                         None => debug!(number = attempt.number, "delivered"),
                         Some(kind) => warn!(

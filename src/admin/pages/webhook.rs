@@ -7,11 +7,13 @@ use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 
+use super::chart::activity_chart;
 use super::{PageError, cross_site, escape, events_table, layout, url_component};
 use crate::admin::api::ListingParameters;
 use crate::admin::error::AdminError;
 use crate::admin::server::AdminState;
 use crate::history::{self, EventList};
+use crate::time::{now_ms, rfc3339_from_unix_ms};
 
 pub(crate) async fn webhook(
     State(state): State<AdminState>,
@@ -57,6 +59,7 @@ pub(crate) async fn webhook(
             link = escape(&format!("/webhooks/{}", url_component(&name)))
         );
     }
+    body.push_str(&activity_section(&state, &name));
     body.push_str("<nav>");
     for (label, filter) in [
         ("all", None),
@@ -94,6 +97,34 @@ pub(crate) async fn webhook(
     }
     body.push_str("</nav>");
     Ok(Html(layout(&name, &body)))
+}
+
+/// The last hour: the chart, delivery latency and the last error.
+fn activity_section(state: &AdminState, name: &str) -> String {
+    let view = state.metrics.activity.view(name, now_ms());
+    let mut section = String::from("<h2>Last hour</h2>");
+    section.push_str(&activity_chart(&view));
+    let latency = |value: Option<u64>| value.map_or("–".to_string(), |ms| format!("{ms} ms"));
+    let _ = write!(
+        section,
+        "<p>delivery latency (capture to delivered): p50 {} · p99 {}</p>",
+        latency(view.p50_ms),
+        latency(view.p99_ms)
+    );
+    match &view.last_error {
+        Some((at, error)) => {
+            let _ = write!(
+                section,
+                "<p>last error: {} <span class=\"muted\">at {}</span></p>",
+                escape(error),
+                escape(&rfc3339_from_unix_ms(*at))
+            );
+        }
+        None => {
+            section.push_str("<p class=\"muted\">No failed attempt since the service started.</p>")
+        }
+    }
+    section
 }
 
 /// The webhook page's pause and resume buttons, with the redeliver button's cross-site

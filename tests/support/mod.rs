@@ -204,9 +204,18 @@ pub(crate) async fn wait_until_slot_active(client: &Client, slot: &str) {
     .await;
 }
 
-/// Waits until a rowhook session of `database` has read the outbox, which it does only
-/// after it LISTENs.
-pub(crate) async fn wait_until_draining(client: &Client, database: &str) {
+/// Waits until a rowhook session of `database` that started at or after `since` has read
+/// the outbox, which it does only after it LISTENs. Sessions of earlier commands (`setup`,
+/// `check`) mention the outbox too, and stay listed for a moment after they exit.
+pub(crate) async fn wait_until_draining(
+    client: &Client,
+    database: &str,
+    since: std::time::SystemTime,
+) {
+    let since = since
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64();
     eventually(
         "rowhook to read the outbox",
         Duration::from_secs(30),
@@ -214,8 +223,9 @@ pub(crate) async fn wait_until_draining(client: &Client, database: &str) {
             client
                 .query_opt(
                     "SELECT 1 FROM pg_stat_activity WHERE datname = $1
-                     AND application_name = 'rowhook' AND query LIKE '%rowhook.outbox%'",
-                    &[&database],
+                     AND application_name = 'rowhook' AND query LIKE '%rowhook.outbox%'
+                     AND backend_start >= to_timestamp($2)",
+                    &[&database, &since],
                 )
                 .await
                 .map(|row| row.is_some())
@@ -354,6 +364,7 @@ impl Tail {
     /// Starts tailing and waits until its temporary slot is streaming (or, in notify mode,
     /// it reads the outbox), so that every change made after this returns is seen.
     pub(crate) async fn start(database: &TestDatabase, config: &Path) -> Tail {
+        let since = std::time::SystemTime::now();
         let mut child = Command::new(rowhook_binary())
             .arg("--config")
             .arg(config)
@@ -378,7 +389,7 @@ impl Tail {
                 let slot = format!("rowhook_tail_{}", child.id());
                 wait_until_slot_active(&database.client, &slot).await;
             }
-            Mode::Notify => wait_until_draining(&database.client, &database.name).await,
+            Mode::Notify => wait_until_draining(&database.client, &database.name, since).await,
         }
         Tail { child, lines }
     }
@@ -445,10 +456,11 @@ impl Service {
     /// Starts `rowhook run` and waits until it captures: its slot streaming, or (notify
     /// mode) its session listening and reading the outbox.
     pub(crate) async fn start(database: &TestDatabase, config: &Path) -> Service {
+        let since = std::time::SystemTime::now();
         let service = Self::spawn(database, config);
         match database.mode {
             Mode::Replication => wait_until_slot_active(&database.client, &database.name).await,
-            Mode::Notify => wait_until_draining(&database.client, &database.name).await,
+            Mode::Notify => wait_until_draining(&database.client, &database.name, since).await,
         }
         service
     }

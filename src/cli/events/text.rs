@@ -208,11 +208,11 @@ mod tests {
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(
             lines[0],
-            "ID     WEBHOOK  TYPE           STATUS   ATTEMPTS  CODE  CREATED"
+            "ID     WEBHOOK  TYPE           ROW  STATUS   ATTEMPTS  CODE  CREATED"
         );
         assert_eq!(
             lines[1],
-            "evt_1  hook     order.created  pending  0         -     2026-11-22T10:00:00Z"
+            "evt_1  hook     order.created  42   pending  0         -     2026-11-22T10:00:00Z"
         );
     }
 

@@ -42,6 +42,8 @@
 //! - [`service`]: the stages wired together for `rowhook run`.
 //! - [`time`], [`secret`], [`shutdown`]: Unix milliseconds and RFC 3339; masking; the
 //!   shutdown signal every run loop selects on.
+//! - [`inbound`]: webhooks received into PostgreSQL tables (`[inbound]`), each once,
+//!   answered after the commit.
 //! - [`receive`]: a local receiver for trying webhooks (`rowhook receive`, `rowhook
 //!   demo`). Not part of the data flow.
 
@@ -56,6 +58,7 @@ pub mod deliver;
 pub mod envelope;
 pub mod event;
 pub mod history;
+pub mod inbound;
 pub mod ingest;
 pub mod metrics;
 pub mod model;

@@ -9,6 +9,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use rowhook::event::Status;
+use rowhook::inbound::InboundOutcome;
 
 /// jemalloc, with dirty pages given back within a second by its background thread.
 #[global_allocator]
@@ -87,6 +88,11 @@ enum Command {
         #[command(subcommand)]
         command: EventsCommand,
     },
+    /// Inbound webhooks: the request log.
+    Inbound {
+        #[command(subcommand)]
+        command: InboundCommand,
+    },
     /// Render a sample `create` event for a webhook and send it once, now; stores nothing.
     SendTest {
         /// The webhook's name.
@@ -114,6 +120,26 @@ enum Command {
         /// of its own there and drops it afterwards (the server needs wal_level = logical).
         #[arg(long)]
         database_url: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum InboundCommand {
+    /// Inbound requests, newest first: time, endpoint, outcome, status, event id.
+    List {
+        /// Only this endpoint's requests.
+        #[arg(long)]
+        endpoint: Option<String>,
+        /// Only requests with this outcome: accepted, duplicate, unauthorized, method,
+        /// too_large, bad_json, insert_failed, timeout.
+        #[arg(long)]
+        outcome: Option<InboundOutcome>,
+        /// At most this many (0: all).
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        /// Print a JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -197,6 +223,7 @@ fn main() -> ExitCode {
         | Command::Backfill { .. }
         | Command::Webhooks { .. }
         | Command::Events { .. }
+        | Command::Inbound { .. }
         | Command::SendTest { .. }
         | Command::Receive { .. } => "warn",
         Command::Check { .. } | Command::Setup { .. } | Command::Run => "info",
@@ -254,6 +281,15 @@ fn main() -> ExitCode {
                     cli::webhooks::set_paused(&arguments.config, &name, false).await
                 }
             },
+            Command::Inbound {
+                command:
+                    InboundCommand::List {
+                        endpoint,
+                        outcome,
+                        limit,
+                        json,
+                    },
+            } => cli::inbound::list(&arguments.config, endpoint, outcome, limit, json).await,
             Command::Events { command } => match command {
                 EventsCommand::List {
                     webhook,

@@ -29,6 +29,8 @@ pub struct Metrics {
     relation_queries: AtomicU64,
     /// Each webhook's last hour, for its page.
     pub activity: crate::activity::ActivityLog,
+    /// Inbound requests by endpoint and outcome.
+    inbound: std::sync::Mutex<BTreeMap<(String, &'static str), u64>>,
 }
 
 fn outcome_index(kind: Option<ErrorKind>) -> usize {
@@ -51,6 +53,15 @@ impl Metrics {
     /// One relation lookup query made (for a whole batch of rows).
     pub fn relation_query(&self) {
         self.relation_queries.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// One inbound request answered, by its endpoint and outcome.
+    pub fn inbound_request(&self, endpoint: &str, outcome: &'static str) {
+        let mut inbound = self
+            .inbound
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        *inbound.entry((endpoint.to_string(), outcome)).or_default() += 1;
     }
 
     pub fn events_created(&self, count: u64) {
@@ -171,6 +182,23 @@ impl Metrics {
             text,
             "# HELP rowhook_replication_lag_bytes WAL the server has sent that rowhook has not yet confirmed.\n# TYPE rowhook_replication_lag_bytes gauge\nrowhook_replication_lag_bytes {lag}"
         );
+        let inbound = self
+            .inbound
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if !inbound.is_empty() {
+            let _ = writeln!(
+                text,
+                "# HELP rowhook_inbound_requests_total Inbound requests by endpoint and outcome.\n# TYPE rowhook_inbound_requests_total counter"
+            );
+            for ((endpoint, outcome), value) in inbound.iter() {
+                let _ = writeln!(
+                    text,
+                    "rowhook_inbound_requests_total{{endpoint=\"{endpoint}\",outcome=\"{outcome}\"}} {value}"
+                );
+            }
+        }
+        drop(inbound);
         let streaming = u8::from(capture.state == CaptureState::Streaming);
         let _ = writeln!(
             text,

@@ -21,6 +21,7 @@ use crate::config::{Config, SourceMode};
 use crate::deliver::Dispatcher;
 use crate::deliver::{ClientError, DeliveryClient};
 use crate::event::Lane;
+use crate::inbound::InboundState;
 use crate::ingest::{Ingest, IngestParts, Routing};
 use crate::metrics::Metrics;
 use crate::model::Relations;
@@ -40,6 +41,12 @@ pub enum ServiceError {
     DatabaseUrl(#[source] DatabaseUrlError),
     #[error("cannot listen on {address} for the admin server: {source}")]
     AdminListen {
+        address: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot listen on {address} for inbound webhooks: {source}")]
+    InboundListen {
         address: std::net::SocketAddr,
         #[source]
         source: std::io::Error,
@@ -87,6 +94,18 @@ pub async fn serve(
                 source,
             }
         })?),
+        None => None,
+    };
+    let inbound_listener = match &config.inbound {
+        Some(inbound) => Some((
+            inbound.clone(),
+            TcpListener::bind(inbound.listen).await.map_err(|source| {
+                ServiceError::InboundListen {
+                    address: inbound.listen,
+                    source,
+                }
+            })?,
+        )),
         None => None,
     };
 
@@ -146,6 +165,10 @@ pub async fn serve(
         tokio::spawn(admin::serve(listener, state, shutdown.clone()))
     });
 
+    let inbound = inbound_listener.map(|(inbound, listener)| {
+        let state = InboundState::new(inbound, url.clone(), store.clone(), metrics.clone());
+        tokio::spawn(crate::inbound::serve(listener, state, shutdown.clone()))
+    });
     let delivery = tokio::spawn(dispatcher.run(shutdown.clone()));
     let pruning = tokio::spawn(prune(
         store.clone(),
@@ -180,6 +203,9 @@ pub async fn serve(
     // When capture ended on its own, stop the other stages too.
     trigger.trigger();
     let _ = delivery.await;
+    if let Some(inbound) = inbound {
+        let _ = inbound.await;
+    }
     if let Some(alerting) = alerting {
         let _ = alerting.await;
     }

@@ -5,8 +5,10 @@ mod api;
 mod auth;
 mod backfills;
 mod error;
+mod inbound;
 mod pages;
 mod server;
 
+pub(crate) use auth::constant_time_eq;
 pub use error::AdminError;
 pub use server::{AdminState, router, serve};

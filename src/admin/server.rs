@@ -9,7 +9,7 @@ use axum::routing::{get, post};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use super::{api, auth, backfills, pages};
+use super::{api, auth, backfills, inbound, pages};
 use crate::backfill::Backfills;
 use crate::capture::CaptureStatus;
 use crate::config::Config;
@@ -36,6 +36,8 @@ pub fn router(state: AdminState) -> Router {
         .route("/api/webhooks/{name}/pause", post(api::pause))
         .route("/api/webhooks/{name}/resume", post(api::resume))
         .route("/api/events", get(api::events))
+        .route("/api/inbound", get(inbound::list))
+        .route("/inbound", get(inbound::page))
         .route("/api/events/{id}", get(api::event))
         .route("/api/events/{id}/redeliver", post(api::redeliver))
         .route("/api/redeliver", post(api::redeliver_matching))

@@ -5,6 +5,7 @@ use std::path::Path;
 use rowhook::capture::{Finding, Severity};
 use rowhook::capture::{notify, replication};
 use rowhook::config::SourceMode;
+use rowhook::inbound::check_inbound;
 use rowhook::model::check_relations;
 use rowhook::postgres;
 
@@ -31,6 +32,7 @@ pub(crate) async fn run(path: &Path, offline: bool) -> Result<(), Failure> {
                 SourceMode::Notify => notify::check(&client, &config).await,
             };
             findings.extend(check_relations(&client, &config).await);
+            findings.extend(check_inbound(&client, &config).await);
             findings
         }
     };

@@ -5,6 +5,7 @@ pub(crate) mod backfill;
 pub(crate) mod check;
 pub(crate) mod demo;
 pub(crate) mod events;
+pub(crate) mod inbound;
 pub(crate) mod receive;
 pub(crate) mod run;
 pub(crate) mod send_test;

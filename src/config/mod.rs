@@ -17,6 +17,7 @@ mod alerts;
 mod delivery;
 mod duration;
 mod environment;
+mod inbound;
 mod reader;
 mod relations;
 mod sections;
@@ -39,6 +40,10 @@ use crate::secret::{MASK, mask_url_password};
 
 pub use alerts::{AlertConfig, AlertKind};
 pub use duration::{DurationError, format_duration, parse_duration};
+pub use inbound::{
+    ColumnSource, EndpointConfig, InboundConfig, PathStep, SenderCheck, parse_column_source,
+    parse_size,
+};
 pub use relations::{
     DEFAULT_HAS_MANY_LIMIT, Includes, MAX_INCLUDE_DEPTH, OrderBy, RelationConfig, RelationKind,
 };
@@ -63,6 +68,8 @@ pub struct Config {
     pub webhooks: Vec<WebhookConfig>,
     /// `[[alerts]]` targets, in file order (CONTRACT §9).
     pub alerts: Vec<AlertConfig>,
+    /// `[inbound]`: webhooks received into tables (CONTRACT §11); `None` without it.
+    pub inbound: Option<InboundConfig>,
 }
 
 impl Config {
@@ -393,7 +400,7 @@ pub fn parse(
         "",
         &document,
         &[
-            "source", "store", "admin", "delivery", "models", "webhooks", "alerts",
+            "source", "store", "admin", "delivery", "models", "webhooks", "alerts", "inbound",
         ],
     );
     let source = sections::read_source(&mut reader, &document);
@@ -403,6 +410,7 @@ pub fn parse(
     let models = sections::read_models(&mut reader, &document);
     relations::check_related_models(&mut reader, &models);
     let alerts = alerts::read_alerts(&mut reader, &document, &delivery);
+    let inbound = inbound::read_inbound(&mut reader, &document);
     let webhooks = webhook::read_webhooks(&mut reader, &document, &models, &delivery, &alerts);
     let errors = reader.into_errors();
     if !errors.is_empty() {
@@ -420,6 +428,7 @@ pub fn parse(
             .collect(),
         webhooks,
         alerts,
+        inbound,
     })
 }
 

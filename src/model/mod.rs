@@ -12,10 +12,10 @@ mod table;
 
 pub use check::check_relations;
 pub use key::{key_query_forms, row_key};
-pub(crate) use pool::VALUE_SETTINGS;
+pub(crate) use pool::{Pool, VALUE_SETTINGS};
 pub(crate) use relations::is_connection_problem;
 pub use relations::{LookupError, Relations, retain_included};
 pub(crate) use rows::RowReader;
 #[cfg(test)]
 pub(crate) use table::Column as TableColumn;
-pub(crate) use table::TableShape;
+pub(crate) use table::{TableShape, describe_table};

@@ -41,6 +41,7 @@ use self::sled::SledStore;
 use crate::backfill::BackfillJob;
 use crate::change::Lsn;
 use crate::event::{Attempt, Lane, NewEvent, Request, Status};
+use crate::inbound::{InboundQuery, InboundRecord};
 
 pub use error::StoreError;
 pub use query::{Counts, EventQuery, EventRecord, RowQuery, StoredEvent};
@@ -167,6 +168,12 @@ pub trait EventStore: Send + Sync {
 
     /// The webhooks paused now.
     async fn paused(&self) -> Result<BTreeSet<String>, StoreError>;
+
+    /// Adds inbound requests to the request log (CONTRACT §11). Not flushed by itself.
+    async fn log_inbound(&self, records: Vec<InboundRecord>) -> Result<(), StoreError>;
+
+    /// Inbound log entries matching `query`, newest first.
+    async fn inbound_log(&self, query: &InboundQuery) -> Result<Vec<InboundRecord>, StoreError>;
 
     /// Stores a backfill job's state. Durable when it returns.
     async fn save_backfill(&self, job: &BackfillJob) -> Result<(), StoreError>;

@@ -427,6 +427,13 @@ macro_rules! event_store_suite {
                 .await;
             }
             #[tokio::test]
+            async fn the_inbound_log_lists_newest_first_and_prunes() {
+                crate::store::suite_control::the_inbound_log_lists_newest_first_and_prunes(
+                    $factory.await.as_ref(),
+                )
+                .await;
+            }
+            #[tokio::test]
             async fn claims_in_order_once() {
                 suite::claims_in_order_once($factory.await.as_ref()).await;
             }

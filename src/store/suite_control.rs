@@ -149,3 +149,39 @@ pub(crate) async fn a_paused_webhook_waits(store: &dyn EventStore) {
     let due = store.claim_due("hook", T0, 10).await.unwrap();
     assert_eq!(due.events[0].id, "evt_1");
 }
+
+pub(crate) async fn the_inbound_log_lists_newest_first_and_prunes(store: &dyn EventStore) {
+    use crate::inbound::{InboundOutcome, InboundQuery, InboundRecord};
+    let record = |at: u64, endpoint: &str, outcome| InboundRecord {
+        sequence: 0,
+        received_at_ms: at,
+        endpoint: endpoint.to_string(),
+        outcome,
+        status: 200,
+        event_id: Some(format!("msg_{at}")),
+        body_bytes: 10,
+        reason: None,
+    };
+    store
+        .log_inbound(vec![
+            record(T0, "tasks", InboundOutcome::Accepted),
+            record(T0 + 1, "tasks", InboundOutcome::Duplicate),
+            record(T0 + 2, "other", InboundOutcome::Unauthorized),
+        ])
+        .await
+        .unwrap();
+    let all = store.inbound_log(&InboundQuery::default()).await.unwrap();
+    let times: Vec<u64> = all.iter().map(|entry| entry.received_at_ms).collect();
+    assert_eq!(times, [T0 + 2, T0 + 1, T0]);
+    assert!(all[0].sequence > all[1].sequence);
+    let duplicates = InboundQuery {
+        endpoint: Some("tasks".into()),
+        outcome: Some(InboundOutcome::Duplicate),
+        limit: 0,
+    };
+    assert_eq!(store.inbound_log(&duplicates).await.unwrap().len(), 1);
+    store.prune(T0 + 2).await.unwrap();
+    let left = store.inbound_log(&InboundQuery::default()).await.unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].endpoint, "other");
+}

@@ -188,8 +188,17 @@ placeholder=\"42 or a=1,b=2\"></label> <button type=\"submit\">Find events</butt
     form
 }
 
+/// The inbound request log's page.
+pub(in crate::admin) fn inbound_page(records: &[crate::inbound::InboundRecord]) -> String {
+    let body = format!(
+        "<h1>Inbound requests</h1>{}",
+        super::inbound::table(records, escape)
+    );
+    layout("Inbound requests", &body)
+}
+
 /// A failed page: the JSON API's message, as HTML.
-pub(super) struct PageError(AdminError);
+pub(in crate::admin) struct PageError(AdminError);
 
 impl<E: Into<AdminError>> From<E> for PageError {
     fn from(error: E) -> PageError {
@@ -273,6 +282,14 @@ pub(super) async fn home(State(state): State<AdminState>) -> Result<Html<String>
             );
         }
         body.push_str("</table>");
+    }
+    if let Some(inbound) = &state.config.inbound {
+        let _ = write!(
+            body,
+            "<h2>Inbound</h2><p>{} endpoint(s) on {} · <a href=\"/inbound\">request log</a></p>",
+            inbound.endpoints.len(),
+            inbound.listen
+        );
     }
     if let Some(backfills) = &state.backfills {
         body.push_str(&super::backfills::table(&backfills.list(), escape));

@@ -7,6 +7,7 @@ use anyhow::{Context, anyhow};
 use rowhook::config::Config;
 use rowhook::event::Status;
 use rowhook::history::{self, EventDetail, EventList, EventSummary, Redelivered, WebhookSummary};
+use rowhook::inbound::{InboundQuery, InboundRecord};
 use rowhook::store::{self, EventQuery, EventStore, RowQuery, StoreError};
 use rowhook::time::now_ms;
 
@@ -115,6 +116,29 @@ impl<'a> History<'a> {
                 )
                 .await?;
                 Ok(())
+            }
+        }
+    }
+
+    /// The inbound request log, newest first.
+    pub(crate) async fn inbound(&self, query: &InboundQuery) -> anyhow::Result<Vec<InboundRecord>> {
+        match self {
+            History::Direct { store, .. } => Ok(store.inbound_log(query).await?),
+            History::Service(api) => {
+                // The API pages at most 500 entries; "all" through it means the newest 500.
+                let limit = match query.limit {
+                    0 => history::MAX_PAGE,
+                    limit => limit.min(history::MAX_PAGE),
+                };
+                let mut parameters = vec![("limit", limit.to_string())];
+                if let Some(endpoint) = &query.endpoint {
+                    parameters.push(("endpoint", endpoint.clone()));
+                }
+                if let Some(outcome) = query.outcome {
+                    parameters.push(("outcome", outcome.as_str().to_string()));
+                }
+                api.call(reqwest::Method::GET, &["api", "inbound"], &parameters, None)
+                    .await
             }
         }
     }

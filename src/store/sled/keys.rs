@@ -28,6 +28,8 @@ pub(super) const PAUSED: u8 = b'p';
 /// sequence; the value is the event's queue. Row keys are text from PostgreSQL, which
 /// never holds a zero byte.
 pub(super) const ROW: u8 = b'k';
+/// An inbound request's log entry: `n`, its sequence.
+pub(super) const INBOUND: u8 = b'n';
 /// A backfill job: `j`, its id.
 pub(super) const BACKFILL: u8 = b'j';
 pub(super) const CHECKPOINT: &[u8] = b"m-checkpoint";
@@ -90,6 +92,12 @@ pub(super) fn row(model: &str, row_key: &str, sequence: u64) -> Vec<u8> {
 pub(super) fn row_sequence(key: &[u8]) -> Option<u64> {
     let tail = key.len().checked_sub(8).map(|start| &key[start..])?;
     Some(u64::from_be_bytes(tail.try_into().ok()?))
+}
+
+pub(super) fn inbound(sequence: u64) -> Vec<u8> {
+    let mut key = vec![INBOUND];
+    key.extend_from_slice(&sequence.to_be_bytes());
+    key
 }
 
 pub(super) fn backfill(job: u32) -> Vec<u8> {

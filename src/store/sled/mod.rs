@@ -18,6 +18,7 @@ mod append;
 mod chunk;
 mod claim;
 mod codec;
+mod inbound;
 mod jobs;
 mod keys;
 mod lanes;
@@ -43,6 +44,7 @@ use sled::{Db, Tree};
 use crate::backfill::BackfillJob;
 use crate::change::Lsn;
 use crate::event::Status;
+use crate::inbound::{InboundQuery, InboundRecord};
 use crate::store::{
     Appended, Counts, DueEvents, EventQuery, EventRecord, EventStore, FinishedAttempt, NewEvents,
     StoreError, StoredEvent, Wakeups,
@@ -79,6 +81,8 @@ struct Inner {
     checkpoint: Option<Lsn>,
     /// Webhooks whose delivery is paused.
     paused: BTreeSet<String>,
+    /// The next inbound log entry's sequence.
+    next_inbound: u64,
 }
 
 /// A webhook's claim state.
@@ -316,6 +320,7 @@ impl SledStore {
             queue.durable_frontier = frontier;
         }
         self.recover_lines(&mut inner)?;
+        inner.next_inbound = self.next_inbound_sequence()?;
         Ok(inner)
     }
 
@@ -424,7 +429,16 @@ impl EventStore for SledStore {
     }
 
     async fn prune(&self, cutoff_ms: u64) -> Result<u64, StoreError> {
+        self.prune_inbound(cutoff_ms)?;
         self.prune_before(cutoff_ms).await
+    }
+
+    async fn log_inbound(&self, records: Vec<InboundRecord>) -> Result<(), StoreError> {
+        self.write_inbound(records)
+    }
+
+    async fn inbound_log(&self, query: &InboundQuery) -> Result<Vec<InboundRecord>, StoreError> {
+        self.read_inbound(query)
     }
 
     async fn flush(&self) -> Result<(), StoreError> {

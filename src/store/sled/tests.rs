@@ -81,6 +81,18 @@ impl EventStore for TemporaryStore {
     async fn prune(&self, cutoff: u64) -> Result<u64, StoreError> {
         self.store.prune(cutoff).await
     }
+    async fn log_inbound(
+        &self,
+        records: Vec<crate::inbound::InboundRecord>,
+    ) -> Result<(), StoreError> {
+        self.store.log_inbound(records).await
+    }
+    async fn inbound_log(
+        &self,
+        query: &crate::inbound::InboundQuery,
+    ) -> Result<Vec<crate::inbound::InboundRecord>, StoreError> {
+        self.store.inbound_log(query).await
+    }
     async fn flush(&self) -> Result<(), StoreError> {
         self.store.flush().await
     }

@@ -25,7 +25,10 @@ fn free_port() -> u16 {
 }
 
 fn body(number: usize) -> String {
-    format!(r#"{{"task":{{"title":"Call back customer {number}","priority":{}}}}}"#, number % 5)
+    format!(
+        r#"{{"task":{{"title":"Call back customer {number}","priority":{}}}}}"#,
+        number % 5
+    )
 }
 
 /// Requests/s and answer times (ms) through rowhook's inbound endpoint.
@@ -130,7 +133,7 @@ async fn straight_to_postgres() -> f64 {
                 client
                     .execute(
                         "INSERT INTO inbox (event_id, title, payload, received_at) \
-                         VALUES ($1, ($2::jsonb)->'task'->>'title', $3::text::jsonb, now()) \
+                         VALUES ($1, ($2::text::jsonb)->'task'->>'title', $3::text::jsonb, now()) \
                          ON CONFLICT (event_id) DO NOTHING",
                         &parameters,
                     )

@@ -27,3 +27,12 @@ CREATE TABLE callback_requests (
     created_at timestamptz NOT NULL DEFAULT now(),
     handled boolean NOT NULL DEFAULT false
 );
+
+-- Tasks a CRM sends to rowhook's inbound endpoint; a model too, so rowhook sends each on.
+CREATE TABLE tasks (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    event_id text NOT NULL UNIQUE,
+    title text NOT NULL,
+    phone text,
+    received_at timestamptz NOT NULL
+);

@@ -44,7 +44,7 @@ fn assert_told_in_full(output: &Output) -> String {
         .take_while(|line| line.starts_with("evt_"))
         .filter_map(|line| line.split_whitespace().next())
         .collect();
-    assert_eq!(ids.len(), 6, "{stdout}");
+    assert_eq!(ids.len(), 7, "{stdout}");
     for id in &ids {
         assert!(
             stdout.contains(&format!("webhook-id: {id}\n")),
@@ -62,7 +62,7 @@ fn assert_told_in_full(output: &Output) -> String {
     assert!(stdout.contains("  #2  "), "{stdout}");
     assert!(stdout.contains("200 success\n"), "{stdout}");
     assert!(
-        stdout.contains("All 6 events delivered (1 after a retry)."),
+        stdout.contains("All 7 events delivered (1 after a retry)."),
         "{stdout}"
     );
     stdout

@@ -26,7 +26,7 @@ use axum::routing::any;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
@@ -52,8 +52,24 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 pub struct InboundState {
     config: Arc<InboundConfig>,
     inserts: Arc<Inserts>,
-    store: Arc<dyn EventStore>,
+    /// To the task that writes the request log in batches.
+    log: mpsc::UnboundedSender<InboundRecord>,
     metrics: Arc<Metrics>,
+}
+
+/// Log entries written together: whatever arrived while the last batch was written.
+const LOG_BATCH: usize = 1024;
+
+async fn write_log(
+    store: Arc<dyn EventStore>,
+    mut entries: mpsc::UnboundedReceiver<InboundRecord>,
+) {
+    let mut batch = Vec::with_capacity(LOG_BATCH);
+    while entries.recv_many(&mut batch, LOG_BATCH).await > 0 {
+        if let Err(error) = store.log_inbound(std::mem::take(&mut batch)).await {
+            warn!(%error, "cannot log inbound requests");
+        }
+    }
 }
 
 impl InboundState {
@@ -63,10 +79,12 @@ impl InboundState {
         store: Arc<dyn EventStore>,
         metrics: Arc<Metrics>,
     ) -> InboundState {
+        let (log, entries) = mpsc::unbounded_channel();
+        tokio::spawn(write_log(store, entries));
         InboundState {
             config: Arc::new(config),
             inserts: Arc::new(Inserts::new(url)),
-            store,
+            log,
             metrics,
         }
     }
@@ -164,9 +182,8 @@ async fn receive(
             warn!(endpoint = %endpoint.name, outcome = outcome.as_str(), reason = log.reason.as_deref().unwrap_or("-"), "inbound request refused")
         }
     }
-    if let Err(error) = state.store.log_inbound(vec![log]).await {
-        warn!(%error, "cannot log an inbound request");
-    }
+    // The writer lives as long as the state; a send fails only at shutdown.
+    let _ = state.log.send(log);
     response
 }
 

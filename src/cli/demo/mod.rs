@@ -117,11 +117,18 @@ async fn show(
 
     let (receiver, receipts) = start_receiver(started).await?;
     let config_path = directory.join("rowhook.toml");
+    let inbound = {
+        // A free loopback port for rowhook's inbound listener, which binds it in a moment.
+        let probe = std::net::TcpListener::bind("127.0.0.1:0")
+            .context("cannot find a free port for the inbound endpoint")?;
+        probe.local_addr()?
+    };
     let settings = shop::Settings {
         database_url: &database_url,
         slot: name,
         store: &directory.join("store"),
         receiver,
+        inbound,
     };
     std::fs::write(&config_path, shop::config_text(&settings))
         .context("cannot write the demo configuration")?;
@@ -130,7 +137,7 @@ async fn show(
     say(format_args!(
         "A receiver listens on http://{receiver}/ and verifies signatures.\n\
          rowhook runs with this configuration (besides [source] and [store]):\n\n{}",
-        indented(&shop::webhooks_text(receiver), "  ")
+        indented(&shop::webhooks_text(receiver, inbound), "  ")
     ));
     // FULL, so that updates carry the old row and which columns changed.
     for line in replication::setup(&client, &config, true).await? {
@@ -148,6 +155,7 @@ async fn show(
         service_stopped,
     };
     story.make_changes(&client).await?;
+    story.receive_a_task(inbound).await?;
     let events = story.wait_until_settled(store.as_ref()).await?;
     say(format_args!(
         "{}",

@@ -14,7 +14,7 @@ use rowhook::receive::ReceivedRequest;
 pub(crate) const SCHEMA: &str = include_str!("../../../sql/shop.sql");
 
 /// The tables in [`SCHEMA`], for the story.
-pub(crate) const TABLES: &str = "customers, orders, callback_requests";
+pub(crate) const TABLES: &str = "customers, orders, callback_requests, tasks";
 
 /// The secret every demo webhook signs with and the receiver verifies with. Public on
 /// purpose: it signs requests to a loopback receiver that lives as long as the demo.
@@ -23,12 +23,16 @@ pub(crate) const SECRET: &str = "whsec_cm93aG9vayBkZW1vIGtleTogbmV2ZXIgdXNlIGluI
 pub(crate) const WAREHOUSE: &str = "order-to-warehouse";
 pub(crate) const BILLING: &str = "order-paid-to-billing";
 pub(crate) const CRM: &str = "callback-to-crm";
+pub(crate) const CALL_CENTRE: &str = "task-to-call-centre";
+/// The inbound endpoint the CRM sends tasks to.
+pub(crate) const INBOUND_ENDPOINT: &str = "crm-tasks";
 
 /// The receiver's path prefix for each webhook.
-const ENDPOINTS: [(&str, &str); 3] = [
+const ENDPOINTS: [(&str, &str); 4] = [
     ("/warehouse/", WAREHOUSE),
     ("/billing/", BILLING),
     ("/crm/", CRM),
+    ("/call-centre/", CALL_CENTRE),
 ];
 
 /// The webhook whose endpoint `target` (path and query) is.
@@ -47,6 +51,8 @@ pub(crate) struct Settings<'a> {
     pub slot: &'a str,
     pub store: &'a Path,
     pub receiver: SocketAddr,
+    /// Where rowhook's inbound endpoint listens.
+    pub inbound: SocketAddr,
 }
 
 /// The whole configuration file: connection and store, then [`webhooks_text`].
@@ -65,12 +71,12 @@ pub(crate) fn config_text(settings: &Settings) -> String {
         url = toml_string(settings.database_url),
         slot = toml_string(settings.slot),
         store = toml_string(&settings.store.display().to_string()),
-        webhooks = webhooks_text(settings.receiver),
+        webhooks = webhooks_text(settings.receiver, settings.inbound),
     )
 }
 
 /// The models, the retry schedule and the three webhooks: the part worth reading.
-pub(crate) fn webhooks_text(receiver: SocketAddr) -> String {
+pub(crate) fn webhooks_text(receiver: SocketAddr, inbound: SocketAddr) -> String {
     let base = format!("http://{receiver}");
     format!(
         r#"[models.order]
@@ -107,6 +113,26 @@ url = "{base}/crm/callbacks"
 format = "form"
 body = "phone={{{{ item.phone | url_encode }}}}&name={{{{ item.name | url_encode }}}}&note={{{{ item.note | url_encode }}}}"
 secret = "{SECRET}"
+
+[models.task]
+table = "tasks"
+
+[[webhooks]]                 # tasks received from the CRM, sent on to the call centre
+name = "{CALL_CENTRE}"
+model = "task"
+on = ["create"]
+url = "{base}/call-centre/tasks"
+secret = "{SECRET}"
+
+[inbound]                    # rowhook receiving: signed tasks into the tasks table
+listen = "{inbound}"
+
+[[inbound.endpoints]]
+name = "{INBOUND_ENDPOINT}"
+secret = "{SECRET}"
+table = "tasks"
+columns = {{ event_id = "headers.webhook-id", title = "body.title", phone = "body.phone", received_at = "now" }}
+dedupe = "event_id"
 "#
     )
 }
@@ -192,6 +218,7 @@ mod tests {
             slot: "rowhook_demo_1",
             store: Path::new("/tmp/rowhook-demo/store"),
             receiver: "127.0.0.1:4000".parse().unwrap(),
+            inbound: "127.0.0.1:4001".parse().unwrap(),
         })
     }
 
@@ -205,7 +232,10 @@ mod tests {
             .iter()
             .map(|webhook| webhook.name.as_str())
             .collect();
-        assert_eq!(names, [WAREHOUSE, BILLING, CRM]);
+        assert_eq!(names, [WAREHOUSE, BILLING, CRM, CALL_CENTRE]);
+        let inbound = config.inbound.as_ref().expect("the inbound endpoint");
+        assert_eq!(inbound.endpoints[0].name, INBOUND_ENDPOINT);
+        assert_eq!(inbound.endpoints[0].dedupe.as_deref(), Some("event_id"));
         assert_eq!(config.source.slot, "rowhook_demo_1");
         assert_eq!(config.source.publication, "rowhook_demo_1");
         assert!(

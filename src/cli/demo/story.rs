@@ -60,6 +60,52 @@ impl Story {
         Ok(())
     }
 
+    /// The CRM sends a signed task to rowhook's inbound endpoint, twice, as a sender
+    /// that missed the first answer would: one row in `tasks`, which is a model, so
+    /// rowhook sends it on to the call centre, once.
+    pub(crate) async fn receive_a_task(&mut self, inbound: SocketAddr) -> anyhow::Result<()> {
+        say(format_args!(
+            "\n{}. The CRM sends a signed task to rowhook's inbound endpoint — twice, as a \
+             sender that missed the first answer would.\n",
+            STEPS.len() + 1
+        ));
+        let url = format!("http://{inbound}/in/{}", shop::INBOUND_ENDPOINT);
+        let body = r#"{"title": "Call Ada about order 1", "phone": "+44 20 7946 0018"}"#;
+        let id = "msg_crm_task_1";
+        let client = reqwest::Client::new();
+        for _ in 0..2 {
+            let timestamp = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_secs() as i64;
+            let signature = rowhook::signature::sign(shop::SECRET, id, timestamp, body.as_bytes())?;
+            let answer = client
+                .post(&url)
+                .header("webhook-id", id)
+                .header("webhook-timestamp", timestamp.to_string())
+                .header("webhook-signature", signature)
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .with_context(|| format!("cannot reach rowhook's inbound endpoint {url}"))?;
+            let status = answer.status();
+            let text = answer.text().await.unwrap_or_default();
+            say(format_args!(
+                "     POST {url} (webhook-id: {id}) answered {} {}\n",
+                status.as_u16(),
+                text.trim()
+            ));
+        }
+        say(format_args!(
+            "     one row in tasks; the repeat added none (`rowhook inbound list` shows it as \
+             duplicate). tasks is a model, so the row goes on:\n"
+        ));
+        let receipt = self.next_receipt().await?;
+        say(format_args!("{}", receipt_text(&receipt, self.receiver)));
+        Ok(())
+    }
+
     async fn next_receipt(&mut self) -> anyhow::Result<Receipt> {
         tokio::select! {
             receipt = self.receipts.recv() => {

@@ -5,6 +5,7 @@
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
+use super::row_index::{self, RowEntry};
 use super::{SledStore, backend, chunk, jobs, keys, lanes, ranges, values};
 use crate::event::{NewEvent, Status};
 use crate::store::{Appended, NewEvents, StoreError};
@@ -87,6 +88,7 @@ impl SledStore {
         let mut touched = Vec::with_capacity(planned.len());
         let mut added: Vec<(String, u64, u64)> = Vec::with_capacity(planned.len());
         let mut encoded: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+        let mut row_entries: BTreeMap<u8, Vec<RowEntry<'_>>> = BTreeMap::new();
         for (webhook, numbered) in planned {
             let mut chunk_firsts = Vec::new();
             for group in chunk_groups(&numbered) {
@@ -98,18 +100,26 @@ impl SledStore {
                     if event.initial_status() == Status::Failed {
                         writes.insert(keys::failed(webhook, *sequence), &chunk_first.to_be_bytes());
                     }
-                    if let Some(row_key) = &event.row_key {
-                        writes.insert(
-                            keys::row(&event.model, row_key, *sequence),
-                            webhook.as_bytes(),
-                        );
-                    }
                 }
                 encoded.push((
                     keys::chunk(webhook, *chunk_first),
                     chunk::encode(&first_event.model, *chunk_first, group),
                 ));
                 chunk_firsts.push(*chunk_first);
+            }
+            for &(sequence, event) in &numbered {
+                if let Some(row_key) = &event.row_key {
+                    let entry = RowEntry {
+                        model: &event.model,
+                        row_key,
+                        queue: webhook,
+                        sequence,
+                    };
+                    row_entries
+                        .entry(row_index::bucket(&event.model, row_key))
+                        .or_default()
+                        .push(entry);
+                }
             }
             if let Some(placement) = placements.remove(webhook) {
                 for span in placement.spans(&chunk_firsts) {
@@ -132,6 +142,15 @@ impl SledStore {
         for ((key, _), stored) in encoded.iter().zip(stored) {
             writes.insert(key.as_slice(), stored.value);
             logged.extend(stored.location);
+        }
+        if created > 0 {
+            for (bucket, mut entries) in row_entries {
+                entries.sort_by_key(|entry| entry.sequence);
+                writes.insert(
+                    keys::row_entry(bucket, next - 1),
+                    row_index::encode(&entries),
+                );
+            }
         }
         writes.insert(keys::NEXT_SEQUENCE, &next.to_be_bytes());
         if let Some(job) = &backfill {

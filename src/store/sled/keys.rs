@@ -24,9 +24,8 @@ pub(super) const WEBHOOK: u8 = b'w';
 pub(super) const FRONTIER: u8 = b'q';
 /// A paused webhook: `p`, webhook.
 pub(super) const PAUSED: u8 = b'p';
-/// An event of one row, for a row's history: `k`, model, row key, a zero byte,
-/// sequence; the value is the event's queue. Row keys are text from PostgreSQL, which
-/// never holds a zero byte.
+/// The row index (`row_index`): `k`, bucket, the last sequence of the append the entry
+/// lists events of.
 pub(super) const ROW: u8 = b'k';
 /// An inbound request's log entry: `n`, its sequence.
 pub(super) const INBOUND: u8 = b'n';
@@ -74,24 +73,14 @@ pub(super) fn range(webhook: &str, lowest_id: &str) -> Vec<u8> {
     key
 }
 
-/// The prefix of every `k` key of one row.
-pub(super) fn row_prefix(model: &str, row_key: &str) -> Vec<u8> {
-    let mut key = prefix(ROW, model);
-    key.extend_from_slice(row_key.as_bytes());
-    key.push(SEPARATOR);
-    key
+pub(super) fn row_bucket(bucket: u8) -> Vec<u8> {
+    vec![ROW, bucket]
 }
 
-pub(super) fn row(model: &str, row_key: &str, sequence: u64) -> Vec<u8> {
-    let mut key = row_prefix(model, row_key);
-    key.extend_from_slice(&sequence.to_be_bytes());
+pub(super) fn row_entry(bucket: u8, last_sequence: u64) -> Vec<u8> {
+    let mut key = row_bucket(bucket);
+    key.extend_from_slice(&last_sequence.to_be_bytes());
     key
-}
-
-/// The sequence a `k` key ends with.
-pub(super) fn row_sequence(key: &[u8]) -> Option<u64> {
-    let tail = key.len().checked_sub(8).map(|start| &key[start..])?;
-    Some(u64::from_be_bytes(tail.try_into().ok()?))
 }
 
 pub(super) fn inbound(sequence: u64) -> Vec<u8> {

@@ -26,6 +26,7 @@ mod pages;
 mod prune;
 mod ranges;
 mod read;
+mod row_index;
 mod rows;
 mod state;
 mod value_log;

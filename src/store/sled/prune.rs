@@ -7,7 +7,7 @@
 use super::chunk::{self, Chunk};
 use super::claim::truncated;
 use super::value_log::Location;
-use super::{SledStore, backend, keys, ranges, values};
+use super::{SledStore, backend, keys, ranges, row_index, values};
 use crate::event::{NewEvent, Status};
 use crate::store::StoreError;
 
@@ -38,8 +38,43 @@ impl SledStore {
                 tokio::task::yield_now().await;
             }
         }
+        self.prune_row_index()?;
         self.compact().await?;
         Ok(pruned)
+    }
+
+    /// Removes the row index entries that list only events older than the oldest event
+    /// still stored.
+    fn prune_row_index(&self) -> Result<(), StoreError> {
+        let mut oldest = self.lock().next_sequence;
+        for webhook in self.webhooks()? {
+            let first = self
+                .tree
+                .scan_prefix(keys::prefix(keys::CHUNK, &webhook))
+                .keys()
+                .next()
+                .transpose()
+                .map_err(backend("pruning the row index"))?;
+            if let Some(key) = first
+                && let Some([sequence]) = keys::numbers::<1>(&key, keys::CHUNK, &webhook)
+            {
+                oldest = oldest.min(sequence);
+            }
+        }
+        let mut writes = sled::Batch::default();
+        for bucket in 0..row_index::BUCKETS {
+            let bucket = bucket as u8;
+            for key in self
+                .tree
+                .range(keys::row_bucket(bucket)..keys::row_entry(bucket, oldest))
+                .keys()
+            {
+                writes.remove(key.map_err(backend("pruning the row index"))?);
+            }
+        }
+        self.tree
+            .apply_batch(writes)
+            .map_err(backend("pruning the row index"))
     }
 
     fn prune_chunk(
@@ -78,9 +113,6 @@ impl SledStore {
         for (entry, _) in &goes {
             page.remove(entry.sequence);
             writes.remove(keys::failed(webhook, entry.sequence));
-            if let Some(row_key) = entry.row_key {
-                writes.remove(keys::row(chunk.model(), row_key, entry.sequence));
-            }
         }
         if stays.is_empty() {
             writes.remove(key);

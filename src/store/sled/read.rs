@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use super::chunk::{Chunk, Entry};
 use super::claim::truncated;
 use super::state::EventState;
-use super::{SledStore, backend, keys, lanes, ranges};
+use super::{SledStore, backend, keys, lanes, ranges, row_index};
 use crate::event::Status;
 use crate::store::{EventQuery, EventRecord, RowQuery, StoreError, StoredEvent};
 
@@ -145,8 +145,8 @@ impl SledStore {
         Ok(found)
     }
 
-    /// The events of one row, newest first, from the row index: each entry names the
-    /// event's queue and sequence, so only the chunks holding them are read.
+    /// The events of one row, newest first, from its bucket of the row index: only the
+    /// chunks holding them are read.
     fn row_events(
         &self,
         query: &EventQuery,
@@ -154,32 +154,39 @@ impl SledStore {
         before: u64,
         limit: usize,
     ) -> Result<Vec<EventRecord>, StoreError> {
-        let start = keys::row_prefix(&row.model, &row.key);
-        let end = keys::row(&row.model, &row.key, before);
+        let bucket = row_index::bucket(&row.model, &row.key);
         let mut found = Vec::new();
         let mut chunks: HashMap<String, Option<Chunk>> = HashMap::new();
-        for entry in self.tree.range(start..end).rev() {
-            let (key, queue) = entry.map_err(backend("listing a row's events"))?;
-            let (Some(sequence), Ok(queue)) =
-                (keys::row_sequence(&key), std::str::from_utf8(&queue))
-            else {
-                continue;
-            };
-            if query
-                .webhook
-                .as_deref()
-                .is_some_and(|webhook| webhook != lanes::webhook_of(queue))
-            {
-                continue;
-            }
-            let chunk = chunks.entry(queue.to_string()).or_default();
-            let Some(record) = self.record_at(queue, None, sequence, chunk)? else {
-                continue;
-            };
-            if query.status.is_none_or(|status| status == record.status) {
-                found.push(record);
-                if found.len() >= limit {
-                    break;
+        for entry in self
+            .tree
+            .scan_prefix(keys::row_bucket(bucket))
+            .values()
+            .rev()
+        {
+            let value = entry.map_err(backend("listing a row's events"))?;
+            let entries = row_index::decode(&value)
+                .map_err(|_| StoreError::corrupt("row index", "truncated entry"))?;
+            for listed in entries.iter().rev() {
+                let wanted = listed.model == row.model
+                    && listed.row_key == row.key
+                    && listed.sequence < before
+                    && query
+                        .webhook
+                        .as_deref()
+                        .is_none_or(|webhook| webhook == lanes::webhook_of(listed.queue));
+                if !wanted {
+                    continue;
+                }
+                let chunk = chunks.entry(listed.queue.to_string()).or_default();
+                let Some(record) = self.record_at(listed.queue, None, listed.sequence, chunk)?
+                else {
+                    continue;
+                };
+                if query.status.is_none_or(|status| status == record.status) {
+                    found.push(record);
+                    if found.len() >= limit {
+                        return Ok(found);
+                    }
                 }
             }
         }

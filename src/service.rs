@@ -21,7 +21,7 @@ use crate::config::{Config, SourceMode};
 use crate::deliver::Dispatcher;
 use crate::deliver::{ClientError, DeliveryClient};
 use crate::event::Lane;
-use crate::inbound::InboundState;
+use crate::inbound::InboundParts;
 use crate::ingest::{Ingest, IngestParts, Routing};
 use crate::metrics::Metrics;
 use crate::model::Relations;
@@ -166,8 +166,13 @@ pub async fn serve(
     });
 
     let inbound = inbound_listener.map(|(inbound, listener)| {
-        let state = InboundState::new(inbound, url.clone(), store.clone(), metrics.clone());
-        tokio::spawn(crate::inbound::serve(listener, state, shutdown.clone()))
+        let parts = InboundParts {
+            config: inbound,
+            url: url.clone(),
+            store: store.clone(),
+            metrics: metrics.clone(),
+        };
+        tokio::spawn(crate::inbound::serve(listener, parts, shutdown.clone()))
     });
     let delivery = tokio::spawn(dispatcher.run(shutdown.clone()));
     let pruning = tokio::spawn(prune(

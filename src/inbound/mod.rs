@@ -48,8 +48,16 @@ pub const MAX_CONNECTIONS: usize = 1024;
 /// On shutdown, how long requests under way get to finish.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
+/// What the inbound server is given.
+pub struct InboundParts {
+    pub config: InboundConfig,
+    pub url: DatabaseUrl,
+    pub store: Arc<dyn EventStore>,
+    pub metrics: Arc<Metrics>,
+}
+
 #[derive(Clone)]
-pub struct InboundState {
+struct InboundState {
     config: Arc<InboundConfig>,
     inserts: Arc<Inserts>,
     /// To the task that writes the request log in batches.
@@ -72,36 +80,27 @@ async fn write_log(
     }
 }
 
-impl InboundState {
-    pub fn new(
-        config: InboundConfig,
-        url: DatabaseUrl,
-        store: Arc<dyn EventStore>,
-        metrics: Arc<Metrics>,
-    ) -> InboundState {
-        let (log, entries) = mpsc::unbounded_channel();
-        tokio::spawn(write_log(store, entries));
-        InboundState {
-            config: Arc::new(config),
-            inserts: Arc::new(Inserts::new(url)),
-            log,
-            metrics,
-        }
-    }
-}
-
-pub fn router(state: InboundState) -> Router {
+fn router(state: InboundState) -> Router {
     Router::new()
         .route("/in/{name}", any(receive))
         .fallback(|| async { (StatusCode::NOT_FOUND, "no such endpoint\n") })
         .with_state(state)
 }
 
-/// Serves until `shutdown`, then gives requests under way a moment to finish.
-pub async fn serve(listener: TcpListener, state: InboundState, mut shutdown: Shutdown) {
+/// Serves until `shutdown`, then gives requests under way a moment to finish and writes
+/// the last of the request log.
+pub async fn serve(listener: TcpListener, parts: InboundParts, mut shutdown: Shutdown) {
     if let Ok(address) = listener.local_addr() {
-        info!(%address, endpoints = state.config.endpoints.len(), "inbound listening");
+        info!(%address, endpoints = parts.config.endpoints.len(), "inbound listening");
     }
+    let (log, entries) = mpsc::unbounded_channel();
+    let writer = tokio::spawn(write_log(parts.store, entries));
+    let state = InboundState {
+        config: Arc::new(parts.config),
+        inserts: Arc::new(Inserts::new(parts.url)),
+        log,
+        metrics: parts.metrics,
+    };
     let service = TowerToHyperService::new(router(state));
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let mut connections = JoinSet::new();
@@ -140,7 +139,11 @@ pub async fn serve(listener: TcpListener, state: InboundState, mut shutdown: Shu
     .await;
     if finished.is_err() {
         connections.abort_all();
+        while connections.join_next().await.is_some() {}
     }
+    // The last sender goes with the service; the writer then drains and ends.
+    drop(service);
+    let _ = writer.await;
 }
 
 /// One inbound request, start to answer.

@@ -240,7 +240,10 @@ async fn inbound_requests_are_checked_stored_once_and_logged() {
     );
     service.stop();
     // Written to the store before the service exits: read directly now.
-    let direct = rowhook(&config, &["inbound", "list", "--endpoint", "tasks", "--json"]);
+    let direct = rowhook(
+        &config,
+        &["inbound", "list", "--endpoint", "tasks", "--json"],
+    );
     assert!(direct.status.success(), "{}", text(&direct.stderr));
     let direct: Value = serde_json::from_slice(&direct.stdout).unwrap();
     assert_eq!(direct.as_array().unwrap().len(), 10, "{direct}");

@@ -2,6 +2,7 @@
 //! the values of configurations that load.
 
 mod mistakes;
+mod mistakes_control;
 mod relations;
 mod valid;
 

@@ -14,11 +14,20 @@ use super::{Failure, database_url, load_config};
 pub(crate) async fn run(path: &Path, offline: bool) -> Result<(), Failure> {
     let config = load_config(path)?;
     super::router(&config)?;
+    let mut parts = vec![
+        format!("{} model(s)", config.models.len()),
+        format!("{} webhook(s)", config.webhooks.len()),
+    ];
+    if !config.alerts.is_empty() {
+        parts.push(format!("{} alert target(s)", config.alerts.len()));
+    }
+    if let Some(inbound) = &config.inbound {
+        parts.push(format!("{} inbound endpoint(s)", inbound.endpoints.len()));
+    }
     println!(
-        "ok: {} is valid ({} model(s), {} webhook(s))",
+        "ok: {} is valid ({})",
         config.file.display(),
-        config.models.len(),
-        config.webhooks.len()
+        parts.join(", ")
     );
     if offline {
         return Ok(());

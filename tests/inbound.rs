@@ -39,6 +39,18 @@ fn endpoints(inbound_port: u16, admin_port: u16, receiver: &Receiver) -> String 
     )
 }
 
+/// The inbox table, a receiver for the webhook that sends its rows on, and the
+/// configuration with both endpoints, set up.
+async fn set_up_inbox(database: &TestDatabase) -> (Receiver, u16, u16, std::path::PathBuf) {
+    database.execute(INBOX).await;
+    let receiver = Receiver::start().await;
+    let (inbound_port, admin_port) = (free_port(), free_port());
+    let config = database.write_config(&endpoints(inbound_port, admin_port, &receiver));
+    let setup = rowhook(&config, &["setup"]);
+    assert!(setup.status.success(), "{}", text(&setup.stderr));
+    (receiver, inbound_port, admin_port, config)
+}
+
 fn basic(user_password: &str) -> String {
     format!(
         "Basic {}",
@@ -79,12 +91,7 @@ fn now_seconds() -> i64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn inbound_requests_are_checked_stored_once_and_logged() {
     let database = TestDatabase::create().await;
-    database.execute(INBOX).await;
-    let receiver = Receiver::start().await;
-    let (inbound_port, admin_port) = (free_port(), free_port());
-    let config = database.write_config(&endpoints(inbound_port, admin_port, &receiver));
-    let setup = rowhook(&config, &["setup"]);
-    assert!(setup.status.success(), "{}", text(&setup.stderr));
+    let (receiver, inbound_port, admin_port, config) = set_up_inbox(&database).await;
     let check = rowhook(&config, &["check"]);
     assert!(check.status.success(), "{}", text(&check.stdout));
     assert!(text(&check.stdout).contains("inbound endpoint \"tasks\" writes to public.inbox"));
@@ -257,12 +264,7 @@ async fn inbound_requests_are_checked_stored_once_and_logged() {
 async fn a_stopped_database_answers_503_and_the_retry_lands_once() {
     let cluster = PrivateCluster::start("wal_level = logical");
     let database = TestDatabase::create_on(&cluster.url()).await;
-    database.execute(INBOX).await;
-    let receiver = Receiver::start().await;
-    let (inbound_port, admin_port) = (free_port(), free_port());
-    let config = database.write_config(&endpoints(inbound_port, admin_port, &receiver));
-    let setup = rowhook(&config, &["setup"]);
-    assert!(setup.status.success(), "{}", text(&setup.stderr));
+    let (_receiver, inbound_port, _, config) = set_up_inbox(&database).await;
     let service = Service::start(&database, &config).await;
     let signed = format!("http://127.0.0.1:{inbound_port}/in/signed");
     let body = r#"{"order":9}"#;

@@ -105,6 +105,16 @@ pub(crate) async fn ids(store: &dyn EventStore, query: EventQuery) -> Vec<String
     listed.into_iter().map(|record| record.id).collect()
 }
 
+/// Whether `webhook` has nothing to claim at `at`.
+pub(crate) async fn nothing_due(store: &dyn EventStore, webhook: &str, at: u64) -> bool {
+    store
+        .claim_due(webhook, at, 10)
+        .await
+        .unwrap()
+        .events
+        .is_empty()
+}
+
 pub(crate) fn claimed_ids(events: &[ClaimedEvent]) -> Vec<&str> {
     events.iter().map(|event| event.id.as_str()).collect()
 }

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use super::suite::{T0, append, event, finished};
+use super::suite::{T0, append, event, finished, nothing_due};
 use super::{EventQuery, EventStore, NewEvents};
 use crate::backfill::{BackfillJob, JobState};
 use crate::event::{Lane, NewEvent, Status};
@@ -125,14 +125,7 @@ pub(crate) async fn backfill_jobs_are_kept_with_their_pages(store: &dyn EventSto
 pub(crate) async fn a_paused_webhook_waits(store: &dyn EventStore) {
     store.set_paused("hook", true).await.unwrap();
     append(store, vec![event("evt_1", "hook"), event("evt_2", "other")]).await;
-    assert!(
-        store
-            .claim_due("hook", T0, 10)
-            .await
-            .unwrap()
-            .events
-            .is_empty()
-    );
+    assert!(nothing_due(store, "hook", T0).await);
     assert_eq!(
         store.claim_due("other", T0, 10).await.unwrap().events.len(),
         1

@@ -129,6 +129,9 @@ impl SledStore {
             if !known.contains(webhook) {
                 writes.insert(keys::webhook(webhook), &[]);
             }
+            if numbered.iter().any(|(_, event)| event.ordered) {
+                writes.insert(keys::ordered(webhook), &[]);
+            }
             let failed = numbered
                 .iter()
                 .filter(|(_, event)| event.initial_status() == Status::Failed)

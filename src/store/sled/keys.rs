@@ -29,6 +29,9 @@ pub(super) const PAUSED: u8 = b'p';
 pub(super) const ROW: u8 = b'k';
 /// An inbound request's log entry: `n`, its sequence.
 pub(super) const INBOUND: u8 = b'n';
+/// A queue that has held events under `ordering = "row"`: `o`, queue. Only such queues
+/// have lines to rebuild when the store opens.
+pub(super) const ORDERED: u8 = b'o';
 /// A backfill job: `j`, its id.
 pub(super) const BACKFILL: u8 = b'j';
 pub(super) const CHECKPOINT: &[u8] = b"m-checkpoint";
@@ -97,6 +100,10 @@ pub(super) fn backfill(job: u32) -> Vec<u8> {
 
 pub(super) fn webhook(webhook: &str) -> Vec<u8> {
     prefix(WEBHOOK, webhook)
+}
+
+pub(super) fn ordered(queue: &str) -> Vec<u8> {
+    prefix(ORDERED, queue)
 }
 
 pub(super) fn paused(webhook: &str) -> Vec<u8> {

@@ -111,10 +111,18 @@ impl Lines {
 }
 
 impl SledStore {
-    /// Rebuilds every queue's lines from its due entries: the pending events with a
-    /// state. Run on open, before any walk.
+    /// Rebuilds the lines of every queue that has held ordered events from its due
+    /// entries: the pending events with a state. Run on open, before any walk; a store
+    /// without ordered webhooks reads nothing here.
     pub(super) fn recover_lines(&self, inner: &mut Inner) -> Result<(), StoreError> {
         for queue_name in self.webhooks()? {
+            let ordered = self
+                .tree
+                .contains_key(keys::ordered(&queue_name))
+                .map_err(backend("reading ordered queues"))?;
+            if !ordered {
+                continue;
+            }
             let mut chunks: HashMap<u64, Option<Chunk>> = HashMap::new();
             let queue = inner.queue(&queue_name);
             for entry in self.tree.scan_prefix(keys::prefix(keys::DUE, &queue_name)) {

@@ -60,6 +60,20 @@ impl TokenBucket {
         }
     }
 
+    /// A bucket whose next attempt may start at `next_micros`, as kept by a store that
+    /// several instances share.
+    pub fn resume(rate: Rate, next_micros: u64) -> TokenBucket {
+        TokenBucket {
+            next_micros,
+            ..TokenBucket::new(rate)
+        }
+    }
+
+    /// When the next attempt may start, to be kept.
+    pub fn next_micros(&self) -> u64 {
+        self.next_micros
+    }
+
     /// Where the next attempt's slot starts: time not used does not pile up into a
     /// burst — after idleness one attempt is owed besides the one due now.
     fn from(&self, now_micros: u64) -> u64 {

@@ -61,6 +61,33 @@ pub fn next_attempt_at(
     }
 }
 
+/// What becomes of an event after an attempt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AfterAttempt {
+    Delivered,
+    /// Pending, with its next attempt due at this time.
+    DueAt(u64),
+    Failed,
+}
+
+/// Where attempt `number` (finished at `finished_at_ms`) leaves its event: delivered on
+/// success, else due again as the schedule (or an owed redelivery) says, else failed.
+pub fn after_attempt(
+    schedule: &[Duration],
+    event_schedule: Schedule,
+    number: u32,
+    succeeded: bool,
+    finished_at_ms: u64,
+) -> AfterAttempt {
+    if succeeded {
+        return AfterAttempt::Delivered;
+    }
+    match next_attempt_at(schedule, event_schedule, number, finished_at_ms) {
+        Some(at) => AfterAttempt::DueAt(at),
+        None => AfterAttempt::Failed,
+    }
+}
+
 fn milliseconds(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }

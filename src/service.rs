@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 use crate::admin::{self, AdminState};
 use crate::alert::{self, Alerter};
@@ -84,6 +84,9 @@ pub async fn serve(
     // Where replication resumes if the slot is further behind; notify mode's outbox
     // keeps its own place (rows are deleted once durable).
     let start = store.resume_position().await?.unwrap_or_default();
+    if crate::store::is_shared(&config.store) {
+        warn_about_other_configurations(config, store.as_ref()).await?;
+    }
 
     let metrics = Arc::new(Metrics::default());
     let (status_sender, capture_status) = watch::channel(CaptureStatus::default());
@@ -225,6 +228,39 @@ pub async fn serve(
     captured?;
     ingested?;
     info!("rowhook stopped");
+    Ok(())
+}
+
+/// With a shared store, instances should run one configuration (CONTRACT §10): each
+/// delivers the webhooks its own file names, and the capturing one decides which events
+/// are made. Pending events of a webhook this file does not name mean another instance
+/// runs a different file (or the webhook was removed): they wait for an instance that
+/// knows it. Said at start, so that an operator sees it.
+async fn warn_about_other_configurations(
+    config: &Config,
+    store: &dyn EventStore,
+) -> Result<(), StoreError> {
+    let known: std::collections::BTreeSet<String> = config
+        .webhooks
+        .iter()
+        .map(|webhook| webhook.name.clone())
+        .chain(config.alerts.iter().map(|alert| alert.queue_name()))
+        .collect();
+    for (webhook, counts) in store.counts().await? {
+        let pending = counts
+            .get(&crate::event::Status::Pending)
+            .copied()
+            .unwrap_or(0);
+        if pending > 0 && !known.contains(&webhook) {
+            warn!(
+                %webhook,
+                pending,
+                "the shared store holds pending events of a webhook this configuration does not \
+                 name: another instance runs a different configuration, or the webhook was \
+                 removed; this instance leaves them to an instance that knows it"
+            );
+        }
+    }
     Ok(())
 }
 

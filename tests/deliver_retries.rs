@@ -22,12 +22,12 @@ async fn prepared(mode: Mode, tables: &str, rest: &str) -> (TestDatabase, std::p
     (database, config)
 }
 
-fn open_store(database: &TestDatabase) -> std::sync::Arc<dyn EventStore> {
-    let config = rowhook::config::StoreConfig {
-        path: database.directory.join("store"),
-        retention: Duration::from_secs(3600),
-    };
-    store::open(&config).expect("open the store after rowhook stopped")
+/// The store the configuration names, once rowhook has stopped.
+async fn open_store(config: &std::path::Path) -> std::sync::Arc<dyn EventStore> {
+    let config = rowhook::config::load(config).expect("load the configuration");
+    store::open(&config.store)
+        .await
+        .expect("open the store after rowhook stopped")
 }
 
 async fn attempts_follow_the_schedule_and_are_recorded(mode: Mode) {
@@ -66,7 +66,7 @@ async fn attempts_follow_the_schedule_and_are_recorded(mode: Mode) {
         "every attempt carries the same id: {ids:?}"
     );
 
-    let store = open_store(&database);
+    let store = open_store(&config).await;
     let event = store.event(&ids[0]).await.unwrap().expect("event stored");
     assert_eq!(event.record.status, Status::Failed);
     assert_eq!(event.record.attempts, 3);
@@ -124,7 +124,7 @@ async fn redirects_timeouts_refusals_and_server_errors_fail_attempts(mode: Mode)
         "redirects are never followed"
     );
 
-    let store = open_store(&database);
+    let store = open_store(&config).await;
     let expectations = [
         ("redirect", Status::Failed, Some(ErrorKind::Redirect)),
         ("hang", Status::Failed, Some(ErrorKind::Timeout)),

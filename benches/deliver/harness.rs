@@ -90,14 +90,40 @@ impl Database {
         let _ = std::fs::remove_dir_all(&self.directory);
     }
 
-    /// Writes a configuration for `mode` delivering every order to `receiver`.
-    pub(crate) fn config(&self, mode: &str, receiver: SocketAddr, retention: &str) -> PathBuf {
-        let path = self.directory.join("rowhook.toml");
+    /// Writes a configuration for `mode` delivering every order to `receiver`, with the
+    /// store `store` names (`sled`, or `postgres`: tables in this database).
+    pub(crate) fn config(
+        &self,
+        mode: &str,
+        store: &str,
+        receiver: SocketAddr,
+        retention: &str,
+    ) -> PathBuf {
+        self.config_with("rowhook.toml", mode, store, receiver, retention, "")
+    }
+
+    /// Like [`Database::config`], with more `[delivery]` keys, to a file of its own.
+    pub(crate) fn config_with(
+        &self,
+        file_name: &str,
+        mode: &str,
+        store: &str,
+        receiver: SocketAddr,
+        retention: &str,
+        delivery: &str,
+    ) -> PathBuf {
+        let path = self.directory.join(file_name);
+        // Named only when not the default, which builds from before it was a key accept.
+        let backend = match store {
+            "sled" => String::new(),
+            other => format!("backend = \"{other}\"\n"),
+        };
         std::fs::write(
             &path,
             format!(
-                "[source]\nurl = \"{}\"\nmode = \"{mode}\"\nslot = \"{}\"\n\n[store]\npath = \"{}\"\n\
-                 retention = \"{retention}\"\n\n[delivery]\nretry = [\"0s\"]\n\n\
+                "[source]\nurl = \"{}\"\nmode = \"{mode}\"\nslot = \"{}\"\n\n[store]\n\
+                 {backend}path = \"{}\"\n\
+                 retention = \"{retention}\"\n\n[delivery]\nretry = [\"0s\"]\n{delivery}\n\
                  [models.order]\ntable = \"orders\"\n\n[[webhooks]]\nname = \"bench\"\n\
                  model = \"order\"\nurl = \"http://{receiver}/orders\"\n",
                 self.url,
@@ -265,6 +291,8 @@ pub(crate) struct CountingReceiver {
 
 #[derive(Default)]
 struct Shared {
+    /// How long each answer takes: a slow endpoint bounds delivery.
+    delay: Duration,
     count: AtomicU64,
     last: Mutex<Option<Instant>>,
     measuring: AtomicBool,
@@ -273,11 +301,19 @@ struct Shared {
 
 impl CountingReceiver {
     pub(crate) async fn start() -> CountingReceiver {
+        CountingReceiver::answering_after(Duration::ZERO).await
+    }
+
+    /// A receiver that takes `delay` over each answer.
+    pub(crate) async fn answering_after(delay: Duration) -> CountingReceiver {
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind receiver");
         let address = listener.local_addr().expect("receiver address");
-        let shared = Arc::new(Shared::default());
+        let shared = Arc::new(Shared {
+            delay,
+            ..Shared::default()
+        });
         let server = tokio::spawn(serve(listener, shared.clone()));
         CountingReceiver {
             address,
@@ -344,6 +380,9 @@ async fn serve(listener: TcpListener, shared: Arc<Shared>) {
                     && let Some(latency) = latency_ms(body)
                 {
                     shared.latencies_ms.lock().unwrap().push(latency);
+                }
+                if !shared.delay.is_zero() {
+                    tokio::time::sleep(shared.delay).await;
                 }
                 *shared.last.lock().unwrap() = Some(Instant::now());
                 shared.count.fetch_add(1, Ordering::Relaxed);

@@ -8,12 +8,16 @@
 //! - commit-to-receipt latency p50/p99 at a steady 1,000 single-row transactions a second;
 //! - rowhook's peak RSS over both;
 //! - one transaction of 1,000,000 rows: events per second from its commit, peak RSS;
-//! - (replication mode) the store's size after each of five rounds of 100,000 events
+//! - per store backend: sled, and the PostgreSQL store (`ROWHOOK_BENCH_STORES`);
+//! - (replication mode, sled) the store's size after each of five rounds of 100,000 events
 //!   delivered, with `retention = "1s"` pruning the previous round at each start.
+//!
+//! - a delivery-bound run on the PostgreSQL store: a receiver answering in 50 ms, with 1, 2
+//!   and 3 instances (`instances`).
 //!
 //! The cluster runs with `fsync = on` and synchronous commit, as a production server.
 //! `ROWHOOK_BENCH_MODES` (`replication,notify`) and `ROWHOOK_BENCH_SCENARIOS`
-//! (`backlog,big,churn`) narrow a run; `ROWHOOK_BENCH_PERF=DIRECTORY` profiles rowhook.
+//! (`backlog,big,churn,instances`) narrow a run; `ROWHOOK_BENCH_PERF=DIRECTORY` profiles rowhook.
 
 mod harness;
 
@@ -28,11 +32,18 @@ const STEADY_SECONDS: u64 = 10;
 const BIG_TRANSACTION: u64 = 1_000_000;
 const CHURN_ROUNDS: u64 = 5;
 
-/// A build under test.
+/// A build under test, with the store backend it runs on.
 struct Build {
     label: &'static str,
     binary: PathBuf,
+    store: &'static str,
 }
+
+/// The delivery-bound run: a receiver taking this long per answer, this many attempts at
+/// once per instance, this many events.
+const SLOW_ANSWER: Duration = Duration::from_millis(50);
+const SLOW_CONCURRENCY: u32 = 32;
+const SLOW_EVENTS: u64 = 10_000;
 
 #[derive(Default)]
 struct Figures {
@@ -55,15 +66,21 @@ async fn main() {
         builds.push(Build {
             label: "before",
             binary: PathBuf::from(baseline),
+            store: "sled",
         });
     }
-    builds.push(Build {
-        label: "after",
-        binary: PathBuf::from(env!("CARGO_BIN_EXE_rowhook")),
-    });
     let wanted = |variable: &str, name: &str| {
         std::env::var(variable).map_or(true, |list| list.split(',').any(|item| item == name))
     };
+    for (label, store) in [("after", "sled"), ("after pg", "postgres")] {
+        if wanted("ROWHOOK_BENCH_STORES", store) {
+            builds.push(Build {
+                label,
+                binary: PathBuf::from(env!("CARGO_BIN_EXE_rowhook")),
+                store,
+            });
+        }
+    }
     let mut columns = Vec::new();
     for mode in ["replication", "notify"]
         .into_iter()
@@ -72,7 +89,7 @@ async fn main() {
         for build in &builds {
             let mut figures = Figures::default();
             if wanted("ROWHOOK_BENCH_SCENARIOS", "backlog") {
-                figures = backlog_and_steady(&build.binary, build.label, mode).await;
+                figures = backlog_and_steady(build, mode).await;
                 eprintln!(
                     "{} {mode}: backlog {:.0} events/s (pg_recvlogical {:.0} rows/s), {:.0} bytes written per event, p50 {:.2} ms, p99 {:.2} ms, peak {:.1} MiB",
                     build.label,
@@ -85,14 +102,16 @@ async fn main() {
                 );
             }
             if wanted("ROWHOOK_BENCH_SCENARIOS", "big") {
-                (figures.big_rate, figures.big_peak_mib) =
-                    big_transaction(&build.binary, build.label, mode).await;
+                (figures.big_rate, figures.big_peak_mib) = big_transaction(build, mode).await;
                 eprintln!(
                     "{} {mode}: one big transaction {:.0} events/s, peak {:.1} MiB",
                     build.label, figures.big_rate, figures.big_peak_mib
                 );
             }
-            if mode == "replication" && wanted("ROWHOOK_BENCH_SCENARIOS", "churn") {
+            if mode == "replication"
+                && build.store == "sled"
+                && wanted("ROWHOOK_BENCH_SCENARIOS", "churn")
+            {
                 figures.churn_mib = churn(&build.binary, build.label).await;
                 eprintln!(
                     "{} {mode}: store MiB by round {:.1?}",
@@ -103,6 +122,56 @@ async fn main() {
         }
     }
     print_table(&columns);
+    if wanted("ROWHOOK_BENCH_SCENARIOS", "instances") && wanted("ROWHOOK_BENCH_STORES", "postgres")
+    {
+        let binary = PathBuf::from(env!("CARGO_BIN_EXE_rowhook"));
+        let mut rates: Vec<f64> = Vec::new();
+        for instances in 1..=3 {
+            rates.push(delivery_bound(&binary, instances).await);
+        }
+        println!(
+            "\ndelivery-bound (receiver answers in {} ms, concurrency {SLOW_CONCURRENCY} per instance, \
+             {SLOW_EVENTS} events, postgres store):",
+            SLOW_ANSWER.as_millis()
+        );
+        for (index, rate) in rates.iter().enumerate() {
+            println!(
+                "  {} instance(s): {rate:.0} events/s (x{:.2} of one)",
+                index + 1,
+                rate / rates[0]
+            );
+        }
+    }
+}
+
+/// `instances` rowhook on one PostgreSQL store, a backlog, a slow receiver: events/s.
+async fn delivery_bound(binary: &Path, instances: usize) -> f64 {
+    let database = Database::create(&format!("bench_instances_{instances}")).await;
+    let receiver = CountingReceiver::answering_after(SLOW_ANSWER).await;
+    let config = database.config_with(
+        "rowhook.toml",
+        "replication",
+        "postgres",
+        receiver.address,
+        "7d",
+        &format!("concurrency = {SLOW_CONCURRENCY}\n"),
+    );
+    rowhook(binary, &config, &["setup"]);
+    database.insert(1, SLOW_EVENTS).await;
+    let started = Instant::now();
+    let services: Vec<Service> = (0..instances)
+        .map(|index| Service::start(binary, &config, &format!("instances-{instances}-{index}")))
+        .collect();
+    let last = receiver
+        .wait_for(SLOW_EVENTS, Duration::from_secs(600))
+        .await;
+    let rate = SLOW_EVENTS as f64 / (last - started).as_secs_f64();
+    eprintln!("{instances} instance(s), delivery-bound: {rate:.0} events/s");
+    for service in services {
+        service.stop();
+    }
+    database.remove().await;
+    rate
 }
 
 fn print_table(columns: &[(String, Figures)]) {
@@ -163,7 +232,7 @@ fn print_table(columns: &[(String, Figures)]) {
         1,
     );
     row(
-        "bytes written to disk per event of the backlog",
+        "bytes written per event (sled: its files; pg: WAL)",
         &|f| Some(f.written_per_event),
         0,
     );
@@ -190,19 +259,39 @@ async fn prepared(
     binary: &Path,
     name: &str,
     mode: &str,
+    store: &str,
     retention: &str,
 ) -> (Database, CountingReceiver, PathBuf) {
     let database = Database::create(name).await;
     // The cluster commits synchronously, so the walsender sees a commit at once.
     let receiver = CountingReceiver::start().await;
-    let config = database.config(mode, receiver.address, retention);
+    let config = database.config(mode, store, receiver.address, retention);
     rowhook(binary, &config, &["setup"]);
     (database, receiver, config)
 }
 
-async fn backlog_and_steady(binary: &Path, label: &str, mode: &str) -> Figures {
+/// A build's label as a database name.
+fn database_name(build: &Build, scenario: &str) -> String {
+    format!("bench_{}_{scenario}", build.label.replace(' ', "_"))
+}
+
+/// The server's write-ahead log position, in bytes.
+async fn wal_position(database: &Database) -> i64 {
+    database
+        .client
+        .query_one(
+            "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::int8",
+            &[],
+        )
+        .await
+        .expect("WAL position")
+        .get(0)
+}
+
+async fn backlog_and_steady(build: &Build, mode: &str) -> Figures {
+    let (binary, label) = (&build.binary, build.label);
     let (database, receiver, config) =
-        prepared(binary, &format!("bench_{label}_{mode}"), mode, "7d").await;
+        prepared(binary, &database_name(build, mode), mode, build.store, "7d").await;
     let replication = mode == "replication";
     if replication {
         database
@@ -221,13 +310,19 @@ async fn backlog_and_steady(binary: &Path, label: &str, mode: &str) -> Figures {
         false => 0.0,
     };
 
+    let wal_before = wal_position(&database).await;
     let started = Instant::now();
     let service = Service::start(binary, &config, &format!("{label}-{mode}-backlog"));
     let last = receiver.wait_for(BACKLOG, Duration::from_secs(900)).await;
     let throughput = BACKLOG as f64 / (last - started).as_secs_f64();
     // Attempts are recorded a moment after their answer; let the last ones land.
     tokio::time::sleep(Duration::from_millis(600)).await;
-    let written_per_event = service.written_bytes() as f64 / BACKLOG as f64;
+    // What the store wrote: rowhook's own files, or the server's log for its tables.
+    let written = match build.store {
+        "sled" => service.written_bytes() as f64,
+        _ => (wal_position(&database).await - wal_before) as f64,
+    };
+    let written_per_event = written / BACKLOG as f64;
 
     receiver.measure_latency(true);
     let mut ticker = tokio::time::interval(Duration::from_micros(1_000_000 / STEADY_RATE));
@@ -266,9 +361,16 @@ async fn backlog_and_steady(binary: &Path, label: &str, mode: &str) -> Figures {
 }
 
 /// One transaction of a million rows, written while rowhook runs.
-async fn big_transaction(binary: &Path, label: &str, mode: &str) -> (f64, f64) {
-    let (database, receiver, config) =
-        prepared(binary, &format!("bench_{label}_{mode}_big"), mode, "7d").await;
+async fn big_transaction(build: &Build, mode: &str) -> (f64, f64) {
+    let (binary, label) = (&build.binary, build.label);
+    let (database, receiver, config) = prepared(
+        binary,
+        &database_name(build, &format!("{mode}_big")),
+        mode,
+        build.store,
+        "7d",
+    )
+    .await;
     let service = Service::start(binary, &config, &format!("{label}-{mode}-big"));
     tokio::time::sleep(Duration::from_secs(2)).await;
     database.insert(1, BIG_TRANSACTION).await;
@@ -285,8 +387,14 @@ async fn big_transaction(binary: &Path, label: &str, mode: &str) -> (f64, f64) {
 
 /// Rounds of a backlog delivered and pruned: how the store's size behaves under churn.
 async fn churn(binary: &Path, label: &str) -> Vec<f64> {
-    let (database, receiver, config) =
-        prepared(binary, &format!("bench_{label}_churn"), "replication", "1s").await;
+    let (database, receiver, config) = prepared(
+        binary,
+        &format!("bench_{label}_churn"),
+        "replication",
+        "sled",
+        "1s",
+    )
+    .await;
     let mut sizes = Vec::new();
     for round in 0..CHURN_ROUNDS {
         database.insert(round * BACKLOG + 1, BACKLOG).await;

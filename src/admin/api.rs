@@ -9,7 +9,6 @@ use serde_json::json;
 
 use super::error::AdminError;
 use super::server::AdminState;
-use crate::capture::CaptureState;
 use crate::event::Status;
 use crate::history::{self, EventDetail, EventList, MAX_PAGE, Redelivered, WebhookSummary};
 use crate::store::{EventQuery, RowQuery};
@@ -152,10 +151,11 @@ pub(super) struct Redelivery {
 
 pub(super) async fn healthz(State(state): State<AdminState>) -> Response {
     let capture = state.capture.borrow().clone();
-    if capture.state == CaptureState::Streaming {
+    if capture.state.is_healthy() {
         let body = json!({
             "status": "ok",
             "capture": capture.state.as_str(),
+            "role": capture.state.role(),
             "confirmed_lsn": capture.confirmed.to_string(),
             "server_lsn": capture.server_sent.to_string(),
         });
@@ -164,6 +164,7 @@ pub(super) async fn healthz(State(state): State<AdminState>) -> Response {
         let body = json!({
             "status": "unavailable",
             "capture": capture.state.as_str(),
+            "role": capture.state.role(),
             "error": capture.last_error,
         });
         (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()

@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use tokio::sync::{mpsc, watch as channel};
 use tracing::{error, info, warn};
 
-use crate::capture::{CaptureState, CaptureStatus};
+use crate::capture::CaptureStatus;
 use crate::config::{AlertConfig, AlertKind, Config};
 use crate::event::{Content, Lane, NewEvent};
 use crate::route::Router;
@@ -148,7 +148,14 @@ pub struct Alerter {
     watch: Watch,
     /// Makes alert ids unique within a millisecond.
     counter: AtomicU32,
+    /// Alerts the store could not take (its database down, perhaps the very outage an
+    /// alert is about), tried again every few seconds, the oldest dropped past a bound.
+    unsent: Vec<NewEvent>,
 }
+
+/// How many alert events wait for the store at most.
+const UNSENT_MOST: usize = 1_000;
+const UNSENT_RETRY: Duration = Duration::from_secs(5);
 
 impl Alerter {
     pub fn new(
@@ -172,6 +179,7 @@ impl Alerter {
             signals,
             capture,
             counter: AtomicU32::new(0),
+            unsent: Vec::new(),
         }
     }
 
@@ -187,6 +195,11 @@ impl Alerter {
                 .map_or(Duration::from_secs(3_600), |at| {
                     Duration::from_millis(at.saturating_sub(now))
                 });
+            let wait = if self.unsent.is_empty() {
+                wait
+            } else {
+                wait.min(UNSENT_RETRY)
+            };
             let mut alerts = Vec::new();
             tokio::select! {
                 _ = shutdown.requested() => return,
@@ -201,7 +214,7 @@ impl Alerter {
                 _ = tokio::time::sleep(wait) => {}
             }
             alerts.extend(self.watch.tick(now_ms()));
-            if !alerts.is_empty() {
+            if !alerts.is_empty() || !self.unsent.is_empty() {
                 self.send(alerts).await;
             }
         }
@@ -209,7 +222,8 @@ impl Alerter {
 
     fn capture_changed(&mut self) {
         let status = self.capture.borrow_and_update().clone();
-        let streaming = status.state == CaptureState::Streaming;
+        // A standby is healthy: another instance captures.
+        let streaming = status.state.is_healthy();
         self.watch.capture(streaming, status.last_error, now_ms());
     }
 
@@ -239,8 +253,8 @@ impl Alerter {
     }
 
     /// Stores one event per alert and target that wants it; delivery takes it from there.
-    async fn send(&self, alerts: Vec<Alert>) {
-        let mut events = Vec::new();
+    async fn send(&mut self, alerts: Vec<Alert>) {
+        let mut events = std::mem::take(&mut self.unsent);
         for alert in &alerts {
             info!(kind = alert.kind.as_str(), webhook = alert.webhook.as_deref().unwrap_or("-"), message = %alert.message, "alert");
             for (index, target) in self.config.alerts.iter().enumerate() {
@@ -253,12 +267,21 @@ impl Alerter {
             return;
         }
         let batch = NewEvents {
-            events,
+            events: events.clone(),
             resume_after: None,
             backfill: None,
         };
         if let Err(error) = self.store.append(batch).await {
-            error!(%error, "cannot store alerts; they are lost");
+            warn!(%error, waiting = events.len(), "cannot store alerts; trying again in a few seconds");
+            let excess = events.len().saturating_sub(UNSENT_MOST);
+            if excess > 0 {
+                error!(
+                    dropped = excess,
+                    "too many alerts wait for the store; the oldest are lost"
+                );
+                events.drain(..excess);
+            }
+            self.unsent = events;
         }
     }
 

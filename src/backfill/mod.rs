@@ -8,6 +8,7 @@ mod page;
 mod runner;
 
 use std::collections::BTreeMap;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::watch;
@@ -70,7 +71,13 @@ pub struct Backfills {
     shutdown: Shutdown,
     jobs: Mutex<BTreeMap<u32, Arc<Shared>>>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
+    /// Whether other instances share the store (CONTRACT §10): then jobs started there
+    /// are adopted here, and their state is read back from the store.
+    store_is_shared: bool,
 }
+
+/// How often, with a shared store, jobs of other instances are looked for.
+const ADOPT_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// What the jobs work with.
 pub(crate) struct BackfillParts {
@@ -86,6 +93,7 @@ impl Backfills {
     /// Loads the stored jobs and resumes those still running.
     pub(crate) async fn open(parts: BackfillParts) -> Result<Arc<Backfills>, StoreError> {
         let stored = parts.store.backfills().await?;
+        let store_is_shared = crate::store::is_shared(&parts.config.store);
         let backfills = Arc::new(Backfills {
             config: parts.config,
             store: parts.store,
@@ -95,15 +103,48 @@ impl Backfills {
             shutdown: parts.shutdown,
             jobs: Mutex::new(BTreeMap::new()),
             tasks: Mutex::new(Vec::new()),
+            store_is_shared,
         });
-        for job in stored {
-            let running = job.state == JobState::Running;
-            let shared = backfills.register(job);
-            if running {
-                backfills.spawn(shared);
-            }
+        backfills.adopt(stored);
+        if backfills.store_is_shared {
+            let adopting = backfills.clone();
+            let task = tokio::spawn(async move {
+                let mut shutdown = adopting.shutdown.clone();
+                loop {
+                    tokio::select! {
+                        _ = shutdown.requested() => return,
+                        _ = tokio::time::sleep(ADOPT_EVERY) => {}
+                    }
+                    if let Ok(stored) = adopting.store.backfills().await {
+                        adopting.adopt(stored);
+                    }
+                }
+            });
+            backfills.tasks.lock().expect("not poisoned").push(task);
         }
         Ok(backfills)
+    }
+
+    /// Registers stored jobs not known here (resuming those still running) and, for
+    /// those this instance does not run, takes the stored state as theirs.
+    fn adopt(&self, stored: Vec<BackfillJob>) {
+        for job in stored {
+            let known = self.lock_jobs().get(&job.id).cloned();
+            match known {
+                Some(shared) => {
+                    if !shared.active.load(std::sync::atomic::Ordering::Relaxed) {
+                        *shared.job.lock().expect("not poisoned") = job;
+                    }
+                }
+                None => {
+                    let running = job.state == JobState::Running;
+                    let shared = self.register(job);
+                    if running {
+                        self.spawn(shared);
+                    }
+                }
+            }
+        }
     }
 
     /// Every job, oldest first.
@@ -168,7 +209,10 @@ impl Backfills {
         let rows_estimated = self.estimate(&model.name, condition.as_deref()).await?;
 
         let now = now_ms();
-        let id = self.lock_jobs().keys().next_back().copied().unwrap_or(0) + 1;
+        // Ids come from the store: other instances may have started jobs too.
+        let stored_last = self.store.backfills().await?.last().map_or(0, |job| job.id);
+        let local_last = self.lock_jobs().keys().next_back().copied().unwrap_or(0);
+        let id = stored_last.max(local_last) + 1;
         let job = BackfillJob {
             id,
             model: model.name.clone(),
@@ -204,6 +248,16 @@ impl Backfills {
                 id,
                 state: job.state.as_str(),
             });
+        }
+        if self.store_is_shared && !shared.active.load(std::sync::atomic::Ordering::Relaxed) {
+            // Another instance runs it: the stored end is final, and its runner sees it
+            // before its next page.
+            let mut ended = job.clone();
+            ended.state = JobState::Cancelled;
+            ended.updated_at_ms = now_ms();
+            ended.finished_at_ms = Some(ended.updated_at_ms);
+            self.store.save_backfill(&ended).await?;
+            *shared.job.lock().expect("not poisoned") = ended;
         }
         shared.cancel.send_replace(true);
         Ok(job)
@@ -254,6 +308,7 @@ impl Backfills {
         let shared = Arc::new(Shared {
             job: Mutex::new(job),
             cancel: watch::channel(false).0,
+            active: AtomicBool::new(false),
         });
         self.lock_jobs().insert(id, shared.clone());
         shared
@@ -267,6 +322,8 @@ impl Backfills {
             url: self.url.clone(),
             shared,
             shutdown: self.shutdown.clone(),
+            store_is_shared: self.store_is_shared,
+            turn_key: format!("rowhook backfill {}", self.config.source.slot),
         };
         let task = tokio::spawn(runner.run());
         self.tasks.lock().expect("not poisoned").push(task);

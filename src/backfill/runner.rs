@@ -3,6 +3,7 @@
 //! restart or a kill -9 the job goes on from the last stored page, and a page read twice
 //! makes the same ids (stored once).
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -33,6 +34,8 @@ const RETRY_MOST: Duration = Duration::from_secs(30);
 pub(super) struct Shared {
     pub(super) job: Mutex<BackfillJob>,
     pub(super) cancel: watch::Sender<bool>,
+    /// Whether this instance's runner holds the job's turn (see [`Runner::take_turn`]).
+    pub(super) active: AtomicBool,
 }
 
 pub(super) struct Runner {
@@ -42,7 +45,16 @@ pub(super) struct Runner {
     pub(super) url: DatabaseUrl,
     pub(super) shared: Arc<Shared>,
     pub(super) shutdown: Shutdown,
+    /// Whether other instances share the store, and so may run or end the job too.
+    pub(super) store_is_shared: bool,
+    /// Names this deployment's jobs among others on the same database (its slot):
+    /// `pg_try_advisory_lock(hashtext(turn_key), job id)` is a job's turn, held by one
+    /// page connection in the whole cluster.
+    pub(super) turn_key: String,
 }
+
+/// How often an instance whose job runs elsewhere looks whether it can take it over.
+const TURN_RETRY: Duration = Duration::from_secs(5);
 
 enum Page {
     More,
@@ -55,6 +67,10 @@ enum Page {
 enum PageError {
     Unavailable(String),
     Failed(String),
+    /// Another instance runs the job.
+    Elsewhere,
+    /// Another instance ended the job (done, cancelled, failed): nothing is left to do.
+    Ended(BackfillJob),
 }
 
 impl From<LookupError> for PageError {
@@ -93,6 +109,25 @@ impl Runner {
                     self.finish(&mut job, JobState::Failed, Some(reason)).await;
                     return;
                 }
+                Err(PageError::Ended(ended)) => {
+                    info!(
+                        job = ended.id,
+                        state = ended.state.as_str(),
+                        "backfill ended by another instance"
+                    );
+                    self.shared.active.store(false, Ordering::Relaxed);
+                    *self.shared.job.lock().expect("not poisoned") = ended;
+                    return;
+                }
+                Err(PageError::Elsewhere) => {
+                    client = None;
+                    prefetched = None;
+                    tokio::select! {
+                        _ = self.shutdown.requested() => return,
+                        _ = cancel.changed() => {}
+                        _ = tokio::time::sleep(TURN_RETRY) => {}
+                    }
+                }
                 Err(PageError::Unavailable(reason)) => {
                     warn!(job = job.id, %reason, ?retry_in, "backfill waits for the database");
                     client = None;
@@ -119,7 +154,13 @@ impl Runner {
     ) -> Result<Page, PageError> {
         if client.as_ref().is_none_or(Client::is_closed) {
             *prefetched = None;
-            *client = Some(connect(&self.url).await?);
+            self.shared.active.store(false, Ordering::Relaxed);
+            let connection = connect(&self.url).await?;
+            self.take_turn(&connection, job).await?;
+            *client = Some(connection);
+        } else if self.store_is_shared {
+            // An admin may have cancelled it through another instance.
+            self.check_not_ended(job).await?;
         }
         let connection = client.as_ref().expect("connected above");
         let (shape, types) = self.relations.shape_of(&job.model).await?;
@@ -200,6 +241,47 @@ impl Runner {
         // The stored page counts even when reading the next one failed.
         *prefetched = next.transpose()?;
         Ok(if last { Page::Last } else { Page::More })
+    }
+
+    /// Takes the job's turn on the page connection: with several instances on one store,
+    /// each running job is resumed by all of them and run by the one that holds it — so
+    /// when that instance dies, another takes the job over from its last stored page.
+    async fn take_turn(&self, connection: &Client, job: &mut BackfillJob) -> Result<(), PageError> {
+        let id = i32::try_from(job.id).unwrap_or(i32::MAX);
+        let taken: bool = connection
+            .query_one(
+                "SELECT pg_try_advisory_lock(hashtext($1), $2)",
+                &[&self.turn_key, &id],
+            )
+            .await
+            .map_err(|error| query_error(&error))?
+            .get(0);
+        if !taken {
+            return Err(PageError::Elsewhere);
+        }
+        if self.store_is_shared {
+            // Go on from the page the last holder stored, not from what this one saw.
+            *job = self.check_not_ended(job).await?;
+            *self.shared.job.lock().expect("not poisoned") = job.clone();
+        }
+        self.shared.active.store(true, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// The job as stored; [`PageError::Ended`] when it has ended.
+    async fn check_not_ended(&self, job: &BackfillJob) -> Result<BackfillJob, PageError> {
+        let stored = self
+            .store
+            .backfills()
+            .await
+            .map_err(|error| PageError::Unavailable(format!("cannot read the job: {error}")))?
+            .into_iter()
+            .find(|stored| stored.id == job.id)
+            .unwrap_or_else(|| job.clone());
+        if stored.state.is_finished() {
+            return Err(PageError::Ended(stored));
+        }
+        Ok(stored)
     }
 
     async fn finish(&self, job: &mut BackfillJob, state: JobState, error: Option<String>) {

@@ -7,17 +7,26 @@ use std::fmt::Display;
 use std::time::Duration;
 
 use tokio::sync::watch;
-use tracing::warn;
+use tracing::{info, warn};
 
 use super::status::{CaptureState, CaptureStatus};
 use crate::shutdown::Shutdown;
 
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 const LAST_BACKOFF: Duration = Duration::from_secs(30);
+/// How often an instance that another one's capture keeps waiting tries to take over:
+/// a few seconds, so that capture resumes well within 15 s of the other's death.
+const TAKEOVER_INTERVAL: Duration = Duration::from_secs(2);
 
 /// A capture failure that says whether trying again later may succeed.
 pub(crate) trait Transient: Display {
     fn is_transient(&self) -> bool;
+
+    /// Whether another session holds what capture needs (the slot, the outbox lock):
+    /// then this instance waits as a standby and tries again at a steady pace.
+    fn is_held_elsewhere(&self) -> bool {
+        false
+    }
 }
 
 /// What to do after a session ended with an error.
@@ -75,6 +84,9 @@ impl<'a> Reconnect<'a> {
         if final_attempt || !error.is_transient() {
             return Next::Stop(Err(error));
         }
+        if error.is_held_elsewhere() {
+            return self.stand_by(error, shutdown).await;
+        }
         self.update(|status| {
             status.state = CaptureState::Retrying;
             status.last_error = Some(error.to_string());
@@ -86,6 +98,26 @@ impl<'a> Reconnect<'a> {
         }
         self.backoff = next_backoff(self.backoff);
         Next::Retry
+    }
+
+    /// Another instance captures: wait and try to take over, without a growing backoff
+    /// and without calling it an outage.
+    async fn stand_by<E: Transient>(&mut self, error: E, shutdown: &mut Shutdown) -> Next<E> {
+        let was_standby = self
+            .status
+            .is_some_and(|status| status.borrow().state == CaptureState::Standby);
+        if !was_standby {
+            info!(%error, "another instance captures; standing by to take over");
+        }
+        self.update(|status| {
+            status.state = CaptureState::Standby;
+            status.last_error = None;
+        });
+        self.backoff = FIRST_BACKOFF;
+        tokio::select! {
+            _ = shutdown.requested() => Next::Stop(Ok(())),
+            _ = tokio::time::sleep(TAKEOVER_INTERVAL) => Next::Retry,
+        }
     }
 
     /// Capture has ended with `outcome`.

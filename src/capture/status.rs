@@ -10,15 +10,33 @@ pub enum CaptureState {
     Connecting,
     Streaming,
     Retrying,
+    /// Another instance holds the slot or the outbox lock; this one takes over when it
+    /// can (CONTRACT §10).
+    Standby,
     Stopped,
 }
 
 impl CaptureState {
+    /// Whether the instance is as it should be: capturing, or standing by while another
+    /// instance captures.
+    pub fn is_healthy(self) -> bool {
+        matches!(self, CaptureState::Streaming | CaptureState::Standby)
+    }
+
+    /// `capturing` or `standby`, for `/healthz`; other states are on the way to one.
+    pub fn role(self) -> &'static str {
+        match self {
+            CaptureState::Standby => "standby",
+            _ => "capturing",
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             CaptureState::Connecting => "connecting",
             CaptureState::Streaming => "streaming",
             CaptureState::Retrying => "retrying",
+            CaptureState::Standby => "standby",
             CaptureState::Stopped => "stopped",
         }
     }

@@ -30,7 +30,7 @@ pub(crate) async fn list(
             )]));
         }
     }
-    let history = History::open(&config)?;
+    let history = History::open(&config).await?;
     let query = InboundQuery {
         endpoint,
         outcome,

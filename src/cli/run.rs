@@ -11,7 +11,9 @@ use super::{Failure, load_config, router, shutdown_on_signals};
 pub(crate) async fn run(path: &Path) -> Result<(), Failure> {
     let config = load_config(path)?;
     let router = router(&config)?;
-    let store = store::open(&config.store).map_err(anyhow::Error::from)?;
+    let store = store::open(&config.store)
+        .await
+        .map_err(anyhow::Error::from)?;
     let (trigger, shutdown) = shutdown_on_signals();
     service::serve(&config, router, store, trigger, shutdown)
         .await

@@ -5,7 +5,7 @@ use std::path::Path;
 use anyhow::Context;
 use rowhook::capture::{notify, replication};
 use rowhook::config::SourceMode;
-use rowhook::postgres;
+use rowhook::{postgres, store};
 
 use super::{Failure, database_url, load_config};
 
@@ -31,6 +31,13 @@ pub(crate) async fn run(path: &Path, replica_identity_full: bool) -> Result<(), 
     };
     for line in report {
         println!("{line}");
+    }
+    if store::is_shared(&config.store) {
+        // Opening the shared store creates or migrates its tables.
+        store::open(&config.store)
+            .await
+            .context("cannot prepare the store")?;
+        println!("store: tables of schema rowhook ready (store.backend = \"postgres\")");
     }
     Ok(())
 }

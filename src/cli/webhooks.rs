@@ -13,7 +13,7 @@ use super::{Failure, load_config};
 
 pub(crate) async fn list(path: &Path, as_json: bool) -> Result<(), Failure> {
     let config = load_config(path)?;
-    let history = History::open(&config)?;
+    let history = History::open(&config).await?;
     let result = history.webhooks().await;
     history.close().await?;
     let webhooks = result?;
@@ -30,7 +30,7 @@ pub(crate) async fn set_paused(path: &Path, name: &str, paused: bool) -> Result<
     if config.webhook(name).is_none() {
         return Err(unknown_webhook(&config, name));
     }
-    let history = History::open(&config)?;
+    let history = History::open(&config).await?;
     let result = history.set_paused(name, paused).await;
     history.close().await?;
     if !result? {

@@ -147,9 +147,52 @@ impl SourceMode {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StoreConfig {
+    pub backend: StoreBackend,
+    /// The sled directory (unused by the PostgreSQL backend).
     pub path: PathBuf,
     /// Delivered and failed events older than this are pruned.
     pub retention: Duration,
+    /// How long a claim of a shared store outlives its instance: the longest attempt
+    /// timeout of the configuration plus a margin, so that a live instance's attempt is
+    /// never taken over, and a dead one's claims come back soon after.
+    pub claim_lease: Duration,
+}
+
+impl StoreConfig {
+    /// An embedded store at `path`, with the default retention.
+    pub fn sled(path: PathBuf) -> StoreConfig {
+        StoreConfig {
+            backend: StoreBackend::Sled,
+            path,
+            retention: sections::DEFAULT_RETENTION,
+            claim_lease: sections::DEFAULT_CLAIM_LEASE,
+        }
+    }
+}
+
+/// `store.backend` (CONTRACT §2, §10).
+#[derive(Clone, PartialEq, Eq)]
+pub enum StoreBackend {
+    /// Embedded, one process.
+    Sled,
+    /// Tables of schema `rowhook` in this database, shared by any number of instances.
+    Postgres { url: String },
+}
+
+impl StoreBackend {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            StoreBackend::Sled => "sled",
+            StoreBackend::Postgres { .. } => "postgres",
+        }
+    }
+}
+
+impl fmt::Debug for StoreBackend {
+    /// Never shows the URL: it may carry a password.
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str(self.as_str())
+    }
 }
 
 #[derive(Clone)]
@@ -404,7 +447,7 @@ pub fn parse(
         ],
     );
     let source = sections::read_source(&mut reader, &document);
-    let store = sections::read_store(&mut reader, &document);
+    let mut store = sections::read_store(&mut reader, &document, &source);
     let admin = sections::read_admin(&mut reader, &document);
     let delivery = delivery::read_global(&mut reader, &document);
     let models = sections::read_models(&mut reader, &document);
@@ -416,6 +459,12 @@ pub fn parse(
     if !errors.is_empty() {
         return Err(ConfigErrors(errors));
     }
+    let longest_attempt = webhooks
+        .iter()
+        .map(|webhook| webhook.delivery.timeout)
+        .chain(alerts.iter().map(|alert| alert.delivery.timeout))
+        .fold(delivery.timeout, Duration::max);
+    store.claim_lease = longest_attempt + sections::CLAIM_LEASE_MARGIN;
     Ok(Config {
         file: file.to_path_buf(),
         source,

@@ -10,12 +10,15 @@ use toml::{Table, Value};
 use super::reader::{Reader, key_path};
 use super::relations;
 use super::table_name::{MAX_IDENTIFIER_BYTES, parse_table_name};
-use super::{AdminConfig, ModelConfig, SourceConfig, SourceMode, StoreConfig};
+use super::{AdminConfig, ModelConfig, SourceConfig, SourceMode, StoreBackend, StoreConfig};
 use crate::postgres::DatabaseUrl;
 
 const DEFAULT_SLOT_AND_PUBLICATION: &str = "rowhook";
 const DEFAULT_STORE_PATH: &str = "data/rowhook";
-const DEFAULT_RETENTION: Duration = Duration::from_secs(7 * 24 * 60 * 60);
+pub(super) const DEFAULT_RETENTION: Duration = Duration::from_secs(7 * 24 * 60 * 60);
+/// Beyond the longest attempt timeout: recording an attempt takes a moment too.
+pub(super) const CLAIM_LEASE_MARGIN: Duration = Duration::from_secs(10);
+pub(super) const DEFAULT_CLAIM_LEASE: Duration = Duration::from_secs(13);
 const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:8480";
 
 pub(super) fn read_source(reader: &mut Reader, document: &Table) -> SourceConfig {
@@ -93,11 +96,45 @@ pub(super) fn read_source(reader: &mut Reader, document: &Table) -> SourceConfig
     }
 }
 
-pub(super) fn read_store(reader: &mut Reader, document: &Table) -> StoreConfig {
+pub(super) fn read_store(
+    reader: &mut Reader,
+    document: &Table,
+    source: &SourceConfig,
+) -> StoreConfig {
     let empty = Table::new();
     let table = reader.table(document, "", "store").unwrap_or(&empty);
     let path = "store";
-    reader.reject_unknown_keys(path, table, &["path", "retention"]);
+    reader.reject_unknown_keys(path, table, &["backend", "path", "url", "retention"]);
+    let url = reader.string(table, path, "url");
+    let backend = match reader.string(table, path, "backend") {
+        None => StoreBackend::Sled,
+        Some(backend) if backend.text == "sled" => StoreBackend::Sled,
+        Some(backend) if backend.text == "postgres" => {
+            let url = url
+                .as_ref()
+                .map_or_else(|| source.url.clone(), |url| url.text.clone());
+            if let Err(error) = DatabaseUrl::parse(&url) {
+                reader.error(key_path(path, "url"), error);
+            }
+            StoreBackend::Postgres { url }
+        }
+        Some(other) => {
+            reader.error(
+                key_path(path, "backend"),
+                format!(
+                    "unknown backend {:?}: expected sled or postgres",
+                    other.text
+                ),
+            );
+            StoreBackend::Sled
+        }
+    };
+    if url.is_some() && backend == StoreBackend::Sled {
+        reader.error(
+            key_path(path, "url"),
+            "is for backend = \"postgres\"; the sled store lives in store.path",
+        );
+    }
     let store_path = reader.string(table, path, "path").map_or_else(
         || DEFAULT_STORE_PATH.to_string(),
         |store_path| store_path.text,
@@ -106,10 +143,12 @@ pub(super) fn read_store(reader: &mut Reader, document: &Table) -> StoreConfig {
         reader.error(key_path(path, "path"), "must not be empty");
     }
     StoreConfig {
+        backend,
         path: PathBuf::from(store_path),
         retention: reader
             .duration(table, path, "retention")
             .unwrap_or(DEFAULT_RETENTION),
+        claim_lease: DEFAULT_CLAIM_LEASE,
     }
 }
 

@@ -21,10 +21,9 @@ use crate::config::{AlertConfig, Config, DeliveryConfig, WebhookConfig};
 use crate::event::Status;
 use crate::metrics::Metrics;
 use crate::outgoing::Outgoing;
-use crate::rate::TokenBucket;
 use crate::shutdown::Shutdown;
 use crate::store::{ClaimedEvent, EventStore, FinishedAttempt};
-use crate::time::{now_micros, now_ms};
+use crate::time::now_ms;
 
 /// How long a lane waits at most before looking at the store again, so that an event
 /// whose wake-up was missed (e.g. redelivered from another process) is still found.
@@ -146,7 +145,6 @@ impl Dispatcher {
                 lane: lane.clone(),
                 attempts: JoinSet::new(),
                 outcomes: outcomes.clone(),
-                bucket: lane.webhook.delivery.rate.map(TokenBucket::new),
             };
             lanes.spawn(worker.run(shutdown.clone()));
         }
@@ -255,8 +253,6 @@ struct LaneWorker {
     lane: Arc<Lane>,
     attempts: JoinSet<()>,
     outcomes: mpsc::UnboundedSender<Outcome>,
-    /// `rate`: attempts started no faster; the events wait, pending.
-    bucket: Option<TokenBucket>,
 }
 
 impl LaneWorker {
@@ -285,27 +281,22 @@ impl LaneWorker {
     /// Claims as many due events as the lane has room for and starts their attempts;
     /// returns how long to wait before looking again.
     async fn start_due_attempts(&mut self) -> Result<Duration, crate::store::StoreError> {
-        let mut free = self.lane.own_limit.available_permits();
+        let free = self.lane.own_limit.available_permits();
         if free == 0 {
             // A finishing attempt wakes the lane.
             return Ok(IDLE_RECHECK);
-        }
-        let now_micros = u64::try_from(now_micros()).unwrap_or_default();
-        if let Some(bucket) = &self.bucket {
-            free = bucket.available(now_micros, free);
-            if free == 0 {
-                return Ok(bucket.wait(now_micros));
-            }
         }
         let now = now_ms();
         let due = self
             .context
             .store
-            .claim_due(&self.lane.webhook.name, now, free)
+            .claim_due_at_rate(
+                &self.lane.webhook.name,
+                now,
+                free,
+                self.lane.webhook.delivery.rate,
+            )
             .await?;
-        if let Some(bucket) = &mut self.bucket {
-            bucket.spend(now_micros, due.events.len());
-        }
         for event in due.events {
             let Ok(permit) = self.lane.own_limit.clone().try_acquire_owned() else {
                 // Only this worker takes permits, and it asked for no more than were free.
@@ -326,12 +317,8 @@ impl LaneWorker {
                 .instrument(span),
             );
         }
-        let rate_wait = self
-            .bucket
-            .as_ref()
-            .map_or(Duration::ZERO, |bucket| bucket.wait(now_micros));
         Ok(match due.next_due_at_ms {
-            Some(at) if at <= now => rate_wait,
+            Some(at) if at <= now => Duration::ZERO,
             Some(at) => Duration::from_millis(at - now).min(IDLE_RECHECK),
             None => IDLE_RECHECK,
         })

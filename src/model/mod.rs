@@ -12,7 +12,7 @@ mod table;
 
 pub use check::check_relations;
 pub use key::{key_query_forms, row_key};
-pub(crate) use pool::{Pool, VALUE_SETTINGS};
+pub(crate) use pool::{Pool, Pooled, VALUE_SETTINGS};
 pub(crate) use relations::is_connection_problem;
 pub use relations::{LookupError, Relations, retain_included};
 pub(crate) use rows::RowReader;

@@ -11,6 +11,15 @@ pub enum StoreError {
     /// The store admits one process and another holds it (a running `rowhook run`).
     #[error("the store at {path} is in use by another process")]
     Locked { path: String },
+    /// The shared store's database cannot be reached at start.
+    #[error("cannot open the store: {reason}")]
+    Unreachable { reason: String },
+    /// The shared store's tables were made by a newer rowhook.
+    #[error(
+        "the store's tables (schema rowhook) are of version {found}, made by a newer rowhook; \
+         this binary knows version {supported} at most: upgrade it, or point store.url elsewhere"
+    )]
+    SchemaTooNew { found: u32, supported: u32 },
     #[error("stored {what} is unreadable: {reason}")]
     Corrupt { what: String, reason: String },
     /// Anything the backend itself reports: I/O, its own errors.

@@ -1,5 +1,6 @@
 //! The event store: the only way stages touch storage. [`EventStore`] is the interface;
-//! its backends live beneath (`sled/`, the embedded default). Nothing above this module
+//! its backends live beneath (`sled/`, the embedded default; `postgres/`, shared by
+//! several instances). Nothing above this module
 //! knows keys, trees, cursors or crash repair.
 //!
 //! Contracts every backend keeps:
@@ -16,7 +17,9 @@
 //!   durable (shutdown does).
 
 mod error;
+mod postgres;
 mod query;
+mod rates;
 mod sled;
 mod wakeups;
 
@@ -37,11 +40,14 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+use self::postgres::PostgresStore;
 use self::sled::SledStore;
 use crate::backfill::BackfillJob;
 use crate::change::Lsn;
+use crate::config::{StoreBackend, StoreConfig};
 use crate::event::{Attempt, Lane, NewEvent, Request, Status};
 use crate::inbound::{InboundQuery, InboundRecord};
+use crate::rate::Rate;
 
 pub use error::StoreError;
 pub use query::{Counts, EventQuery, EventRecord, RowQuery, StoredEvent};
@@ -125,13 +131,26 @@ pub trait EventStore: Send + Sync {
     async fn resume_position(&self) -> Result<Option<Lsn>, StoreError>;
 
     /// Up to `limit` of `webhook`'s events due at `now_ms`, earliest first — live events
-    /// before a backfill's — each claimed until its attempt is recorded.
+    /// before a backfill's — each claimed until its attempt is recorded. With a `rate`,
+    /// no more than it allows, counted across every process that shares the store; then
+    /// [`DueEvents::next_due_at_ms`] also waits for the rate.
+    async fn claim_due_at_rate(
+        &self,
+        webhook: &str,
+        now_ms: u64,
+        limit: usize,
+        rate: Option<Rate>,
+    ) -> Result<DueEvents, StoreError>;
+
+    /// [`EventStore::claim_due_at_rate`] without a rate.
     async fn claim_due(
         &self,
         webhook: &str,
         now_ms: u64,
         limit: usize,
-    ) -> Result<DueEvents, StoreError>;
+    ) -> Result<DueEvents, StoreError> {
+        self.claim_due_at_rate(webhook, now_ms, limit, None).await
+    }
 
     /// Records finished attempts and moves their events on: delivered, due again, or
     /// failed. Returns what became of each, in order. Claims outlived by a redelivery are
@@ -188,7 +207,17 @@ pub trait EventStore: Send + Sync {
     fn wakeups(&self) -> &Wakeups;
 }
 
-/// Opens the store the configuration names.
-pub fn open(config: &crate::config::StoreConfig) -> Result<Arc<dyn EventStore>, StoreError> {
-    Ok(Arc::new(SledStore::open(&config.path)?))
+/// Opens the store the configuration names: the one place a backend is chosen.
+pub async fn open(config: &StoreConfig) -> Result<Arc<dyn EventStore>, StoreError> {
+    Ok(match &config.backend {
+        StoreBackend::Sled => Arc::new(SledStore::open(&config.path)?),
+        StoreBackend::Postgres { url } => {
+            Arc::new(PostgresStore::open(url, config.claim_lease).await?)
+        }
+    })
+}
+
+/// Whether several processes may share the store (and so capture must be taken in turn).
+pub fn is_shared(config: &StoreConfig) -> bool {
+    matches!(config.backend, StoreBackend::Postgres { .. })
 }

@@ -116,10 +116,19 @@ impl TestDatabase {
     }
 
     /// Writes a config file whose `[source]` points at this database, followed by `rest`.
+    /// A configuration of this database with `rest` appended. The store is the one
+    /// `ROWHOOK_TEST_STORE` names (`sled`, the default, or `postgres`: tables in this
+    /// database), so that the whole suite runs against either backend.
     pub(crate) fn write_config(&self, rest: &str) -> PathBuf {
-        let path = self.directory.join("rowhook.toml");
+        self.write_config_as("rowhook.toml", &store_backend(), rest)
+    }
+
+    /// Like [`TestDatabase::write_config`], to a file of this name, with this store
+    /// backend whatever the environment says.
+    pub(crate) fn write_config_as(&self, file_name: &str, backend: &str, rest: &str) -> PathBuf {
+        let path = self.directory.join(file_name);
         let text = format!(
-            "[source]\nurl = \"{}\"\nmode = \"{}\"\nslot = \"{}\"\npublication = \"{}\"\n\n[store]\npath = \"{}\"\n\n{rest}",
+            "[source]\nurl = \"{}\"\nmode = \"{}\"\nslot = \"{}\"\npublication = \"{}\"\n\n[store]\n{}path = \"{}\"\n\n{rest}",
             self.url,
             match self.mode {
                 Mode::Replication => "replication",
@@ -127,6 +136,7 @@ impl TestDatabase {
             },
             self.name,
             self.name,
+            store_backend_line(backend),
             self.directory.join("store").display()
         );
         std::fs::write(&path, text).expect("write config");
@@ -138,6 +148,18 @@ impl TestDatabase {
             .batch_execute(sql)
             .await
             .unwrap_or_else(|error| panic!("{sql}: {error:?}"));
+    }
+}
+
+/// Which store backend the tests run against.
+pub(crate) fn store_backend() -> String {
+    std::env::var("ROWHOOK_TEST_STORE").unwrap_or_else(|_| "sled".to_string())
+}
+
+fn store_backend_line(backend: &str) -> String {
+    match backend {
+        "sled" => String::new(),
+        other => format!("backend = \"{other}\"\n"),
     }
 }
 
@@ -524,5 +546,75 @@ impl Drop for Service {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Checks that every row from 1 to `changes` reached `receiver` (as `item.id`) and that
+/// all its requests carried one event id; returns how many requests arrived.
+pub(crate) fn assert_every_row_once_per_id(receiver: &receiver::Receiver, changes: i64) -> usize {
+    let requests = receiver.requests();
+    let mut ids_by_row: std::collections::BTreeMap<i64, std::collections::BTreeSet<String>> =
+        std::collections::BTreeMap::new();
+    for request in &requests {
+        let body = request.json();
+        let row = body["item"]["id"].as_i64().expect("row id");
+        let header_id = request.header("webhook-id").expect("event id").to_string();
+        assert_eq!(body["id"], header_id, "body and header carry the same id");
+        ids_by_row.entry(row).or_default().insert(header_id);
+    }
+    let missing: Vec<i64> = (1..=changes)
+        .filter(|row| !ids_by_row.contains_key(row))
+        .take(10)
+        .collect();
+    assert!(missing.is_empty(), "rows never delivered, e.g. {missing:?}");
+    let unstable: Vec<_> = ids_by_row
+        .iter()
+        .filter(|(_, ids)| ids.len() != 1)
+        .take(5)
+        .collect();
+    assert!(
+        unstable.is_empty(),
+        "a repeat carried another id: {unstable:?}"
+    );
+    requests.len()
+}
+
+/// Writes orders 1 to `changes` (`id`, `note`), `per_transaction` rows per transaction
+/// with `pause` between them, in a task of its own.
+pub(crate) fn spawn_order_writer(
+    url: &str,
+    changes: i64,
+    per_transaction: i64,
+    pause: Duration,
+) -> tokio::task::JoinHandle<()> {
+    let url = url.to_string();
+    tokio::spawn(async move {
+        let client = connect(&url).await;
+        for first in (1..=changes).step_by(per_transaction as usize) {
+            client
+                .batch_execute(&format!(
+                    "INSERT INTO orders SELECT n, 'row ' || n FROM generate_series({first}, {}) n",
+                    first + per_transaction - 1
+                ))
+                .await
+                .expect("insert");
+            tokio::time::sleep(pause).await;
+        }
+    })
+}
+
+/// Waits (at most `limit`) until orders 1 to `changes` have all reached `receiver`.
+pub(crate) async fn wait_for_rows(receiver: &receiver::Receiver, changes: i64, limit: Duration) {
+    let rows_seen = || {
+        receiver
+            .requests()
+            .iter()
+            .filter_map(|request| request.json()["item"]["id"].as_i64())
+            .collect::<std::collections::BTreeSet<i64>>()
+            .len()
+    };
+    let deadline = Instant::now() + limit;
+    while rows_seen() < changes as usize && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }

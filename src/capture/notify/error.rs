@@ -37,6 +37,10 @@ pub enum NotifyError {
 impl Transient for NotifyError {
     /// Whether trying again later may succeed (the server down or restarting) rather than
     /// needing an operator (credentials, a missing outbox, a missing privilege).
+    fn is_held_elsewhere(&self) -> bool {
+        matches!(self, NotifyError::Busy)
+    }
+
     fn is_transient(&self) -> bool {
         let server_code = |error: &tokio_postgres::Error| {
             error

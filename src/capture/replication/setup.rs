@@ -10,6 +10,9 @@ use crate::change::{TableName, quote_identifier};
 use crate::config::Config;
 use crate::postgres::catalog;
 
+/// `server_version_num` from which slots can be created with `failover = true`.
+const FAILOVER_SLOTS_FROM: i32 = 170_000;
+
 /// Creates what replication capture needs and returns a line per thing it did or found.
 pub async fn setup(
     client: &Client,
@@ -115,13 +118,24 @@ pub async fn setup(
     let database = catalog::current_database(client).await?;
     match catalog::slot_info(client, slot).await? {
         None => {
-            client
-                .execute(
-                    "SELECT pg_create_logical_replication_slot($1, 'pgoutput')",
-                    &[slot],
-                )
-                .await?;
-            report.push(format!("created logical replication slot {slot:?}"));
+            // PostgreSQL 17 can keep a slot across a failover to a standby that syncs
+            // slots (`sync_replication_slots`); before that a failover loses it.
+            let version: i32 = client
+                .query_one("SELECT current_setting('server_version_num')::int", &[])
+                .await?
+                .get(0);
+            let failover = version >= FAILOVER_SLOTS_FROM;
+            let sql = if failover {
+                "SELECT pg_create_logical_replication_slot($1, 'pgoutput', false, false, true)"
+            } else {
+                "SELECT pg_create_logical_replication_slot($1, 'pgoutput')"
+            };
+            client.execute(sql, &[slot]).await?;
+            report.push(if failover {
+                format!("created logical replication slot {slot:?} (failover = true)")
+            } else {
+                format!("created logical replication slot {slot:?}")
+            });
         }
         Some(info) if info.plugin != "pgoutput" => {
             return Err(SetupError::SlotPlugin {

@@ -21,6 +21,8 @@ use crate::time;
 
 const STATUS_INTERVAL: Duration = Duration::from_secs(10);
 const TICK: Duration = Duration::from_millis(500);
+/// SQLSTATE of a slot another session streams from.
+const OBJECT_IN_USE: &str = "55006";
 
 #[derive(Debug, thiserror::Error)]
 pub enum CaptureError {
@@ -45,6 +47,12 @@ pub enum CaptureError {
 }
 
 impl Transient for CaptureError {
+    /// `replication slot "…" is active for PID n`: another instance streams from it.
+    fn is_held_elsewhere(&self) -> bool {
+        matches!(self, CaptureError::Connection(ConnectionError::Server(server))
+            if server.code == OBJECT_IN_USE)
+    }
+
     /// Whether trying again later may succeed: the server restarting or unreachable, the
     /// slot still held by a connection that died a moment ago. Wrong credentials, a
     /// missing slot or publication, or `wal_level` too low need an operator instead.

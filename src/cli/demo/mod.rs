@@ -145,7 +145,7 @@ async fn show(
     }
     stop_if_interrupted(&interrupted)?;
 
-    let store = store::open(&config.store)?;
+    let store = store::open(&config.store).await?;
     let service_stopped = start_service(started, &config, router, store.clone());
 
     let mut story = Story {

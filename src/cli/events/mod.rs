@@ -49,7 +49,7 @@ pub(crate) async fn list(path: &Path, filter: &Filter, as_json: bool) -> Result<
             known.join(", ")
         )]));
     }
-    let history = History::open(&config)?;
+    let history = History::open(&config).await?;
     let result = history.list(filter).await;
     history.close().await?;
     let summaries = result?;
@@ -65,7 +65,7 @@ pub(crate) async fn list(path: &Path, filter: &Filter, as_json: bool) -> Result<
 
 pub(crate) async fn show(path: &Path, id: &str, as_json: bool) -> Result<(), Failure> {
     let config = load_config(path)?;
-    let history = History::open(&config)?;
+    let history = History::open(&config).await?;
     let result = history.show(id).await;
     history.close().await?;
     let detail = result?;
@@ -79,7 +79,7 @@ pub(crate) async fn show(path: &Path, id: &str, as_json: bool) -> Result<(), Fai
 
 pub(crate) async fn redeliver(path: &Path, target: Target) -> Result<(), Failure> {
     let config = load_config(path)?;
-    let history = History::open(&config)?;
+    let history = History::open(&config).await?;
     let direct = history.is_direct();
     let result = match &target {
         Target::Event(id) => history

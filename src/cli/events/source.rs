@@ -26,8 +26,8 @@ pub(crate) enum History<'a> {
 }
 
 impl<'a> History<'a> {
-    pub(crate) fn open(config: &'a Config) -> Result<History<'a>, Failure> {
-        match store::open(&config.store) {
+    pub(crate) async fn open(config: &'a Config) -> Result<History<'a>, Failure> {
+        match store::open(&config.store).await {
             Ok(store) => Ok(History::Direct { store, config }),
             Err(StoreError::Locked { path }) => match &config.admin {
                 Some(admin) => Ok(History::Service(AdminApi::new(admin)?)),

@@ -48,8 +48,8 @@ headers = { Authorization = "Bearer abc" }
             .unwrap();
     config.admin = admin;
     config.store = StoreConfig {
-        path: store.to_path_buf(),
         retention: Duration::from_secs(3600),
+        ..StoreConfig::sled(store.to_path_buf())
     };
     config
 }
@@ -63,7 +63,7 @@ async fn a_store_opened_directly_lists_shows_and_redelivers() {
     ));
     let config = config(None, &directory);
     {
-        let store = store::open(&config.store).unwrap();
+        let store = store::open(&config.store).await.unwrap();
         let events = vec![event("evt_a"), event("evt_b"), event("evt_c")];
         store
             .append(NewEvents {
@@ -99,7 +99,7 @@ async fn a_store_opened_directly_lists_shows_and_redelivers() {
         store.record_attempts(done).await.unwrap();
         store.flush().await.unwrap();
     }
-    let history = History::open(&config).ok().unwrap();
+    let history = History::open(&config).await.ok().unwrap();
     let filter = Filter {
         webhook: None,
         status: None,

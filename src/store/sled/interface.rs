@@ -10,6 +10,8 @@ use crate::backfill::BackfillJob;
 use crate::change::Lsn;
 use crate::event::Status;
 use crate::inbound::{InboundQuery, InboundRecord};
+use crate::rate::{Rate, TokenBucket};
+use crate::store::rates;
 use crate::store::{
     Appended, Counts, DueEvents, EventQuery, EventRecord, EventStore, FinishedAttempt, NewEvents,
     StoreError, StoredEvent, Wakeups,
@@ -30,25 +32,32 @@ impl EventStore for SledStore {
         Ok(self.lock().checkpoint)
     }
 
-    async fn claim_due(
+    async fn claim_due_at_rate(
         &self,
         webhook: &str,
         now_ms: u64,
         limit: usize,
+        rate: Option<Rate>,
     ) -> Result<DueEvents, StoreError> {
         if self.lock().paused.contains(webhook) {
             return Ok(DueEvents::default());
         }
-        let [live, backfill] = lanes::queues_of(webhook);
-        let mut due = self.claim(&live, now_ms, limit)?;
-        if due.events.len() < limit {
-            let more = self.claim(&backfill, now_ms, limit - due.events.len())?;
-            due.events.extend(more.events);
-            due.next_due_at_ms = match (due.next_due_at_ms, more.next_due_at_ms) {
-                (Some(live), Some(backfill)) => Some(live.min(backfill)),
-                (live, backfill) => live.or(backfill),
-            };
+        let Some(rate) = rate else {
+            return self.claim_both_lanes(webhook, now_ms, limit);
+        };
+        let mut buckets = self
+            .rates
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let bucket = buckets
+            .entry(webhook.to_string())
+            .or_insert_with(|| TokenBucket::new(rate));
+        let allowed = rates::allowance(bucket, now_ms, limit);
+        if allowed == 0 {
+            return Ok(rates::exhausted(bucket));
         }
+        let mut due = self.claim_both_lanes(webhook, now_ms, allowed)?;
+        rates::spend(bucket, now_ms, &mut due);
         Ok(due)
     }
 
@@ -158,5 +167,27 @@ impl EventStore for SledStore {
 
     fn wakeups(&self) -> &Wakeups {
         &self.wakeups
+    }
+}
+
+impl SledStore {
+    /// Live events first, then a backfill's, up to `limit` in all.
+    fn claim_both_lanes(
+        &self,
+        webhook: &str,
+        now_ms: u64,
+        limit: usize,
+    ) -> Result<DueEvents, StoreError> {
+        let [live, backfill] = lanes::queues_of(webhook);
+        let mut due = self.claim(&live, now_ms, limit)?;
+        if due.events.len() < limit {
+            let more = self.claim(&backfill, now_ms, limit - due.events.len())?;
+            due.events.extend(more.events);
+            due.next_due_at_ms = match (due.next_due_at_ms, more.next_due_at_ms) {
+                (Some(live), Some(backfill)) => Some(live.min(backfill)),
+                (live, backfill) => live.or(backfill),
+            };
+        }
+        Ok(due)
     }
 }

@@ -44,6 +44,7 @@ use sled::{Db, Tree};
 
 use crate::change::Lsn;
 use crate::event::Status;
+use crate::rate::TokenBucket;
 use crate::store::{Counts, StoreError, Wakeups};
 use chunk::Chunk;
 use pages::StatePage;
@@ -66,6 +67,8 @@ pub(super) struct SledStore {
     appending: Mutex<()>,
     inner: Mutex<Inner>,
     wakeups: Wakeups,
+    /// Each rate-limited webhook's bucket: one process, so memory is the place.
+    rates: Mutex<HashMap<String, TokenBucket>>,
 }
 
 /// What the store keeps in memory beside sled.
@@ -153,6 +156,7 @@ impl SledStore {
             appending: Mutex::new(()),
             inner: Mutex::new(Inner::default()),
             wakeups: Wakeups::default(),
+            rates: Mutex::default(),
         };
         let inner = store.recover()?;
         *store.lock() = inner;

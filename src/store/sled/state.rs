@@ -5,7 +5,7 @@
 
 use super::codec::{Reader, Truncated, Writer};
 use crate::event::{Attempt, ErrorKind, Status};
-use crate::retry::{self, Schedule};
+use crate::retry::{self, AfterAttempt, Schedule};
 
 const VERSION: u8 = 1;
 
@@ -64,19 +64,20 @@ impl EventState {
         self.attempts.retain(|kept| kept.number != number);
         self.attempts.push(attempt);
         self.attempts.sort_by_key(|kept| kept.number);
-        let next = if succeeded {
-            None
-        } else {
-            retry::next_attempt_at(retry_schedule, self.schedule, number, finished_at_ms)
-        };
-        match (succeeded, next) {
-            (true, _) => self.finish(Status::Delivered, finished_at_ms),
-            (false, Some(at)) => {
+        match retry::after_attempt(
+            retry_schedule,
+            self.schedule,
+            number,
+            succeeded,
+            finished_at_ms,
+        ) {
+            AfterAttempt::Delivered => self.finish(Status::Delivered, finished_at_ms),
+            AfterAttempt::DueAt(at) => {
                 self.status = Status::Pending;
                 self.next_attempt_at_ms = Some(at);
                 self.finished_at_ms = None;
             }
-            (false, None) => self.finish(Status::Failed, finished_at_ms),
+            AfterAttempt::Failed => self.finish(Status::Failed, finished_at_ms),
         }
         transition
     }

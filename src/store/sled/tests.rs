@@ -41,6 +41,21 @@ impl Drop for Scratch {
     }
 }
 
+/// Opens the store at `path`, waiting out the lock of one just dropped in this process:
+/// sled's background flusher lets go of it a moment after the last handle, and on a
+/// loaded machine that moment is longer than a test's next line.
+fn reopen(path: &Path) -> SledStore {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match SledStore::open(path) {
+            Err(StoreError::Locked { .. }) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            opened => return opened.expect("open the store"),
+        }
+    }
+}
+
 /// A store whose directory goes when it does.
 struct TemporaryStore {
     store: SledStore,
@@ -55,13 +70,16 @@ impl EventStore for TemporaryStore {
     async fn resume_position(&self) -> Result<Option<Lsn>, StoreError> {
         self.store.resume_position().await
     }
-    async fn claim_due(
+    async fn claim_due_at_rate(
         &self,
         webhook: &str,
         now: u64,
         limit: usize,
+        rate: Option<crate::rate::Rate>,
     ) -> Result<DueEvents, StoreError> {
-        self.store.claim_due(webhook, now, limit).await
+        self.store
+            .claim_due_at_rate(webhook, now, limit, rate)
+            .await
     }
     async fn record_attempts(&self, done: Vec<FinishedAttempt>) -> Result<Vec<Status>, StoreError> {
         self.store.record_attempts(done).await
@@ -119,7 +137,7 @@ impl EventStore for TemporaryStore {
 /// A fresh store for each check of the suite.
 pub(crate) async fn temporary_store() -> Arc<dyn EventStore> {
     let scratch = Scratch::new("suite");
-    let store = SledStore::open(&scratch.0).unwrap();
+    let store = reopen(&scratch.0);
     Arc::new(TemporaryStore {
         store,
         _scratch: scratch,
@@ -132,12 +150,12 @@ event_store_suite!(temporary_store());
 async fn a_pause_survives_reopening() {
     let scratch = Scratch::new("pause");
     {
-        let store = SledStore::open(&scratch.0).unwrap();
+        let store = reopen(&scratch.0);
         store.set_paused("hook", true).await.unwrap();
         store.set_paused("other", true).await.unwrap();
         store.set_paused("other", false).await.unwrap();
     }
-    let store = SledStore::open(&scratch.0).unwrap();
+    let store = reopen(&scratch.0);
     assert_eq!(
         store.paused().await.unwrap(),
         std::collections::BTreeSet::from(["hook".to_string()])
@@ -151,7 +169,7 @@ async fn a_row_keeps_its_order_across_reopening() {
     use crate::store::suite_rows::{claim_and_record, two_rows};
     let scratch = Scratch::new("rows");
     {
-        let store = SledStore::open(&scratch.0).unwrap();
+        let store = reopen(&scratch.0);
         append(&store, two_rows()).await;
         let failed = claim_and_record(&store, "hook", T0, Some(ErrorKind::Status)).await;
         assert_eq!(failed, ["evt_1", "evt_5"]);
@@ -163,7 +181,7 @@ async fn a_row_keeps_its_order_across_reopening() {
         );
         store.flush().await.unwrap();
     }
-    let store = SledStore::open(&scratch.0).unwrap();
+    let store = reopen(&scratch.0);
     assert!(
         claim_and_record(&store, "hook", T0 + 1, None)
             .await
@@ -178,7 +196,7 @@ async fn a_row_keeps_its_order_across_reopening() {
         ["evt_2"]
     );
     drop(store);
-    let store = SledStore::open(&scratch.0).unwrap();
+    let store = reopen(&scratch.0);
     assert_eq!(
         claim_and_record(&store, "hook", T0 + 10_002, None).await,
         ["evt_4"]
@@ -194,7 +212,7 @@ async fn a_row_keeps_its_order_across_reopening() {
 async fn everything_survives_reopening() {
     let scratch = Scratch::new("reopen");
     {
-        let store = SledStore::open(&scratch.0).unwrap();
+        let store = reopen(&scratch.0);
         let events = (0..300)
             .map(|index| event(&format!("evt_{index:04}"), "hook"))
             .collect();
@@ -208,7 +226,7 @@ async fn everything_survives_reopening() {
         store.redeliver("evt_0000", T0 + 2).await.unwrap();
         store.flush().await.unwrap();
     }
-    let store = SledStore::open(&scratch.0).unwrap();
+    let store = reopen(&scratch.0);
     let counts = store.counts().await.unwrap();
     assert_eq!(counts["hook"][&Status::Delivered], 99);
     assert_eq!(counts["hook"][&Status::Pending], 201);
@@ -227,7 +245,7 @@ async fn everything_survives_reopening() {
 async fn claims_not_recorded_come_back_after_a_restart() {
     let scratch = Scratch::new("frontier");
     {
-        let store = SledStore::open(&scratch.0).unwrap();
+        let store = reopen(&scratch.0);
         let events = (0..10)
             .map(|index| event(&format!("evt_{index}"), "hook"))
             .collect();
@@ -241,7 +259,7 @@ async fn claims_not_recorded_come_back_after_a_restart() {
         store.record_attempts(done).await.unwrap();
         store.flush().await.unwrap();
     }
-    let store = SledStore::open(&scratch.0).unwrap();
+    let store = reopen(&scratch.0);
     let again = store.claim_due("hook", T0 + 5, 100).await.unwrap().events;
     let ids: Vec<&str> = again.iter().map(|claimed| claimed.id.as_str()).collect();
     assert_eq!(ids, ["evt_3", "evt_4", "evt_6", "evt_7", "evt_8", "evt_9"]);
@@ -252,7 +270,7 @@ async fn claims_not_recorded_come_back_after_a_restart() {
 #[tokio::test]
 async fn disk_follows_what_is_live() {
     let scratch = Scratch::new("churn");
-    let store = SledStore::open(&scratch.0).unwrap();
+    let store = reopen(&scratch.0);
     let body = "x".repeat(2_000);
     let mut largest = 0;
     for round in 0..12u64 {
@@ -306,7 +324,7 @@ async fn sparse_segments_are_compacted() {
         event
     };
     {
-        let store = SledStore::open(&scratch.0).unwrap();
+        let store = reopen(&scratch.0);
         append(
             &store,
             (0..600)
@@ -327,7 +345,7 @@ async fn sparse_segments_are_compacted() {
         assert!(after * 3 < before, "{before} bytes before, {after} after");
         store.flush().await.unwrap();
     }
-    let store = SledStore::open(&scratch.0).unwrap();
+    let store = reopen(&scratch.0);
     let pending = store.claim_due("hook", T0, 100).await.unwrap().events;
     let ids: Vec<String> = pending.iter().map(|claimed| claimed.id.clone()).collect();
     let expected: Vec<String> = (0..20).map(|index| format!("evt_{index:04}")).collect();

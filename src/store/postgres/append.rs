@@ -6,12 +6,12 @@ use std::collections::{BTreeSet, HashSet};
 
 use serde_json::Value;
 
-use super::{PostgresStore, WAKE_CHANNEL, sql_error, to_sql};
+use super::{PostgresStore, announce, sql_error, to_sql};
 use crate::event::{Content, Lane, NewEvent};
 use crate::store::{Appended, NewEvents, StoreError};
 
-/// Events and requests from arrays, in the batch's order (so sequences follow it);
-/// an id stored already adds neither.
+/// Events, their queue entries (pending ones) and requests from arrays, in the batch's
+/// order (so sequences follow it); an id stored already adds nothing.
 const INSERT: &str = "
 WITH input AS (
     SELECT * FROM unnest($1::text[], $2::text[], $3::int2[], $4::text[], $5::text[],
@@ -30,6 +30,12 @@ WITH input AS (
     FROM input ORDER BY ordinal
     ON CONFLICT (id) DO NOTHING
     RETURNING sequence, id
+), queued AS (
+    INSERT INTO rowhook.queue (sequence, webhook, lane, again, due_at_ms, ordered, row_key)
+    SELECT inserted.sequence, input.webhook, input.lane, false, input.due_at_ms,
+           input.ordered, input.row_key
+    FROM inserted JOIN input USING (id)
+    WHERE input.status = 'pending'
 )
 INSERT INTO rowhook.requests (sequence, method, url, headers, body, envelope)
 SELECT inserted.sequence, input.method, input.url, input.headers, input.body, input.envelope
@@ -177,13 +183,7 @@ impl PostgresStore {
             super::read::save_job(&transaction, job).await?;
         }
         if created > 0 {
-            transaction
-                .execute(
-                    "SELECT pg_notify($1, webhook) FROM unnest($2::text[]) AS webhook",
-                    &[&WAKE_CHANNEL, &webhooks],
-                )
-                .await
-                .map_err(sql_error("announcing new events"))?;
+            announce(&transaction, &webhooks).await?;
         }
         transaction
             .commit()

@@ -7,7 +7,7 @@ use tokio_postgres::{Row, Transaction};
 
 use super::append::lane_code;
 use super::read::{RECORD_COLUMNS, record_of};
-use super::{PostgresStore, WAKE_CHANNEL, from_sql, sql_error, to_sql};
+use super::{PostgresStore, announce, from_sql, sql_error, to_sql};
 use crate::event::{Lane, Request, Status};
 use crate::rate::{Rate, TokenBucket};
 use crate::retry::{self, AfterAttempt, Schedule};
@@ -16,40 +16,57 @@ use crate::store::{
 };
 
 /// Events due again (a retry or a redelivery) go before first attempts, as an admin's
-/// redelivery must not wait behind a backlog; each kind has its own index.
-const DUE_AGAIN: &str = "(e.attempts > 0 OR e.redelivery_after IS NOT NULL)";
-const DUE_FIRST: &str = "e.attempts = 0 AND e.redelivery_after IS NULL";
+/// redelivery must not wait behind a backlog.
+const KINDS: [bool; 2] = [true, false];
 
-/// Due events of one lane that may go now: not leased, and for an ordered event, no
-/// other pending event of its row before it nor one of its row under way. Taken in due
-/// order and leased; their requests come with them. `{kind}` is one of the above.
+/// Due events of one lane and kind (`$6`: due again) that may go now: not leased, and
+/// for an ordered event, no other pending event of its row before it nor one of its row
+/// under way. Taken in due order and leased (a heap-only update of their queue rows);
+/// their facts and requests come with them.
 const CLAIM: &str = "
 WITH due AS (
-    SELECT e.sequence FROM rowhook.events e
-    WHERE e.webhook = $1 AND e.lane = $2 AND e.status = 'pending' AND e.due_at_ms <= $3
-      AND {kind}
-      AND (e.claimed_until IS NULL OR e.claimed_until < clock_timestamp())
-      AND (NOT e.ordered OR NOT EXISTS (
-          SELECT 1 FROM rowhook.events earlier
-          WHERE earlier.webhook = e.webhook AND earlier.lane = e.lane
-            AND earlier.row_key = e.row_key AND earlier.status = 'pending'
-            AND earlier.ordered AND earlier.sequence <> e.sequence
-            AND (earlier.sequence < e.sequence
+    SELECT q.sequence FROM rowhook.queue q
+    WHERE q.webhook = $1 AND q.lane = $2 AND q.again = $6 AND q.due_at_ms <= $3
+      AND (q.claimed_until IS NULL OR q.claimed_until < clock_timestamp())
+      AND (NOT q.ordered OR NOT EXISTS (
+          SELECT 1 FROM rowhook.queue earlier
+          WHERE earlier.webhook = q.webhook AND earlier.lane = q.lane
+            AND earlier.row_key = q.row_key AND earlier.ordered
+            AND earlier.sequence <> q.sequence
+            AND (earlier.sequence < q.sequence
                  OR earlier.claimed_until >= clock_timestamp())))
-    ORDER BY e.due_at_ms, e.sequence
+    ORDER BY q.due_at_ms, q.sequence
     LIMIT $4
-    FOR UPDATE OF e SKIP LOCKED
+    FOR UPDATE OF q SKIP LOCKED
 ), claimed AS (
-    UPDATE rowhook.events e
+    UPDATE rowhook.queue q
     SET claimed_until = clock_timestamp() + $5 * interval '1 millisecond',
-        claim_token = e.claim_token + 1
-    FROM due WHERE e.sequence = due.sequence
-    RETURNING e.sequence, e.id, e.created_at_ms, e.attempts, e.due_at_ms, e.row_key,
-              e.ordered, e.claim_token
+        token = nextval('rowhook.claim_tokens')
+    FROM due WHERE q.sequence = due.sequence
+    RETURNING q.sequence, q.due_at_ms, q.row_key, q.ordered, q.token
 )
-SELECT claimed.*, r.method, r.url, r.headers, r.body
-FROM claimed JOIN rowhook.requests r USING (sequence)
+SELECT claimed.*, e.id, e.created_at_ms, e.attempts, r.method, r.url, r.headers, r.body
+FROM claimed JOIN rowhook.events e USING (sequence) JOIN rowhook.requests r USING (sequence)
 ORDER BY claimed.due_at_ms, claimed.sequence";
+
+/// When a webhook's next event is due after `$2`: the least of each lane's and kind's
+/// first entry, so that every part is one probe of the queue's index.
+static NEXT_DUE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    let parts: Vec<String> = [0, 1]
+        .into_iter()
+        .flat_map(|lane| {
+            KINDS.map(|again| {
+                format!(
+                    "(SELECT q.due_at_ms FROM rowhook.queue q \
+                      WHERE q.webhook = $1 AND q.lane = {lane} AND q.again = {again} \
+                        AND q.due_at_ms > $2 \
+                      ORDER BY q.due_at_ms LIMIT 1)"
+                )
+            })
+        })
+        .collect();
+    format!("SELECT least({})", parts.join(", "))
+});
 
 /// Serialises claims of one webhook across instances, for the row order and the rate.
 const CLAIM_LOCK: &str = "SELECT pg_advisory_xact_lock(hashtext('rowhook.claim'), hashtext($1))";
@@ -72,7 +89,7 @@ fn claimed_event(webhook: &str, lane: Lane, row: &Row) -> Result<ClaimedEvent, S
         attempts: u32::try_from(row.get::<_, i32>("attempts")).unwrap_or_default(),
         claim: Claim {
             sequence: from_sql(row.get("sequence")),
-            group: from_sql(row.get("claim_token")),
+            group: from_sql(row.get("token")),
             due_at_ms: from_sql(row.get("due_at_ms")),
             lane,
             row_key: if ordered { row.get("row_key") } else { None },
@@ -123,21 +140,22 @@ impl PostgresStore {
         let mut due = DueEvents::default();
         let passes = [Lane::Live, Lane::Backfill]
             .into_iter()
-            .flat_map(|lane| [(lane, DUE_AGAIN), (lane, DUE_FIRST)]);
-        for (lane, kind) in passes {
+            .flat_map(|lane| KINDS.map(|again| (lane, again)));
+        for (lane, again) in passes {
             let room = allowed - due.events.len();
             if room == 0 {
                 break;
             }
             let rows = transaction
                 .query(
-                    &CLAIM.replace("{kind}", kind),
+                    CLAIM,
                     &[
                         &webhook,
                         &lane_code(lane),
                         &to_sql(now_ms),
                         &i64::try_from(room).unwrap_or(i64::MAX),
                         &lease_ms,
+                        &again,
                     ],
                 )
                 .await
@@ -151,11 +169,7 @@ impl PostgresStore {
             Some(now_ms)
         } else {
             transaction
-                .query_one(
-                    "SELECT min(due_at_ms) FROM rowhook.events \
-                     WHERE webhook = $1 AND status = 'pending' AND due_at_ms > $2",
-                    &[&webhook, &to_sql(now_ms)],
-                )
+                .query_one(NEXT_DUE.as_str(), &[&webhook, &to_sql(now_ms)])
                 .await
                 .map_err(sql_error("finding the next due event"))?
                 .get::<_, Option<i64>>(0)
@@ -197,8 +211,9 @@ impl PostgresStore {
         // in a circle.
         let rows = transaction
             .query(
-                "SELECT sequence, status, claim_token, redelivery_after FROM rowhook.events \
-                 WHERE sequence = ANY($1) ORDER BY sequence FOR UPDATE",
+                "SELECT e.sequence, e.status, q.token, e.redelivery_after \
+                 FROM rowhook.events e LEFT JOIN rowhook.queue q USING (sequence) \
+                 WHERE e.sequence = ANY($1) ORDER BY e.sequence FOR UPDATE OF e",
                 &[&sequences],
             )
             .await
@@ -221,8 +236,8 @@ impl PostgresStore {
             let stored = stored
                 .parse::<Status>()
                 .map_err(|reason| StoreError::corrupt("an event's status", reason))?;
-            let token = from_sql(row.get("claim_token"));
-            if token != done.claim.group {
+            let token = row.get::<_, Option<i64>>("token").map(from_sql);
+            if token != Some(done.claim.group) {
                 // Its lease ran out and another instance claimed it: that claim decides
                 // the event's state; this attempt is kept if its number is free.
                 changes.stale_attempts.push(done);
@@ -255,15 +270,7 @@ impl PostgresStore {
         }
         changes.write(&transaction).await?;
         let next_in_line: Vec<String> = next_in_line.into_iter().collect();
-        if !next_in_line.is_empty() {
-            transaction
-                .execute(
-                    "SELECT pg_notify($1, webhook) FROM unnest($2::text[]) AS webhook",
-                    &[&WAKE_CHANNEL, &next_in_line],
-                )
-                .await
-                .map_err(sql_error("announcing the next event of a row"))?;
-        }
+        announce(&transaction, &next_in_line).await?;
         transaction
             .commit()
             .await
@@ -286,10 +293,12 @@ impl PostgresStore {
             .map_err(sql_error("beginning a redelivery"))?;
         let found = transaction
             .query_opt(
-                "SELECT sequence, render_error, \
-                        attempts + (claimed_until IS NOT NULL \
-                                    AND claimed_until >= clock_timestamp())::int AS made \
-                 FROM rowhook.events WHERE id = $1 FOR UPDATE",
+                "SELECT sequence, render_error, webhook, lane, ordered, row_key, \
+                        attempts + EXISTS (SELECT 1 FROM rowhook.queue q \
+                                           WHERE q.sequence = e.sequence \
+                                             AND q.claimed_until >= clock_timestamp())::int \
+                        AS made \
+                 FROM rowhook.events e WHERE id = $1 FOR UPDATE OF e",
                 &[&id],
             )
             .await
@@ -315,14 +324,27 @@ impl PostgresStore {
             )
             .await
             .map_err(sql_error("queueing a redelivery"))?;
-        let record = record_of(&row)?;
+        // Queued again (or still, when under way: its lease stays, so it is not handed
+        // out twice), as a retry: before first attempts.
         transaction
             .execute(
-                "SELECT pg_notify($1, $2)",
-                &[&WAKE_CHANNEL, &record.webhook],
+                "INSERT INTO rowhook.queue (sequence, webhook, lane, again, due_at_ms, ordered, \
+                                            row_key) \
+                 VALUES ($1, $2, $3, true, $4, $5, $6) \
+                 ON CONFLICT (sequence) DO UPDATE SET again = true, due_at_ms = excluded.due_at_ms",
+                &[
+                    &sequence,
+                    &found.get::<_, String>("webhook"),
+                    &found.get::<_, i16>("lane"),
+                    &to_sql(now_ms),
+                    &found.get::<_, bool>("ordered"),
+                    &found.get::<_, Option<String>>("row_key"),
+                ],
             )
             .await
-            .map_err(sql_error("announcing a redelivery"))?;
+            .map_err(sql_error("queueing a redelivery"))?;
+        let record = record_of(&row)?;
+        announce(&transaction, std::slice::from_ref(&record.webhook)).await?;
         transaction
             .commit()
             .await
@@ -385,8 +407,7 @@ impl<'a> Changes<'a> {
                     "UPDATE rowhook.events e SET status = change.status, \
                          due_at_ms = change.due_at_ms, finished_at_ms = change.finished_at_ms, \
                          attempts = greatest(e.attempts, change.number), \
-                         last_status_code = change.code, last_error = change.error, \
-                         claimed_until = NULL \
+                         last_status_code = change.code, last_error = change.error \
                      FROM unnest($1::int8[], $2::text[], $3::int8[], $4::int8[], $5::int4[], \
                                  $6::int4[], $7::text[]) \
                           AS change(sequence, status, due_at_ms, finished_at_ms, number, code, error) \
@@ -403,6 +424,23 @@ impl<'a> Changes<'a> {
                 )
                 .await
                 .map_err(sql_error("recording attempts"))?;
+            // Finished events leave the queue; the others wait there for their retry.
+            transaction
+                .execute(
+                    "WITH change AS ( \
+                         SELECT * FROM unnest($1::int8[], $2::int8[]) \
+                             AS change(sequence, due_at_ms)), \
+                     finished AS ( \
+                         DELETE FROM rowhook.queue q USING change \
+                         WHERE q.sequence = change.sequence AND change.due_at_ms IS NULL) \
+                     UPDATE rowhook.queue q SET due_at_ms = change.due_at_ms, again = true, \
+                         claimed_until = NULL \
+                     FROM change \
+                     WHERE q.sequence = change.sequence AND change.due_at_ms IS NOT NULL",
+                    &[&self.sequence, &self.due_at_ms],
+                )
+                .await
+                .map_err(sql_error("moving the queue on"))?;
         }
         insert_attempts(transaction, &self.attempts, true).await?;
         insert_attempts(transaction, &self.stale_attempts, false).await

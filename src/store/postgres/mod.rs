@@ -6,8 +6,9 @@
 //!   position and a backfill job's cursor. It commits before ingest acknowledges.
 //! - A claim is one transaction per webhook, serialised per webhook by an advisory
 //!   lock, so that per-row ordering and the rate hold across instances: due rows are
-//!   taken with `FOR UPDATE SKIP LOCKED` and leased (`claimed_until`, the database's
-//!   clock). An instance that dies loses its claims when the lease ends.
+//!   taken from `rowhook.queue` (one row per pending event) with `FOR UPDATE SKIP
+//!   LOCKED` and leased (`claimed_until`, on the database's clock). An instance that dies
+//!   loses its claims when the lease ends.
 //! - Claims and attempt records commit without waiting for the disk
 //!   (`synchronous_commit = off`): a lost claim only lets the event be claimed again, and
 //!   [`EventStore::flush`](crate::store::EventStore::flush) makes records durable (any

@@ -208,11 +208,14 @@ impl PostgresStore {
                     "WITH gone AS ( \
                          DELETE FROM rowhook.events WHERE sequence IN ( \
                              SELECT sequence FROM rowhook.events \
-                             WHERE status <> 'pending' AND finished_at_ms < $1 LIMIT $2) \
+                             WHERE created_at_ms < $1 AND status <> 'pending' \
+                               AND finished_at_ms < $1 LIMIT $2) \
                          RETURNING sequence), \
                      requests AS (DELETE FROM rowhook.requests \
                          WHERE sequence IN (SELECT sequence FROM gone)), \
                      attempts AS (DELETE FROM rowhook.attempts \
+                         WHERE sequence IN (SELECT sequence FROM gone)), \
+                     queue AS (DELETE FROM rowhook.queue \
                          WHERE sequence IN (SELECT sequence FROM gone)) \
                      SELECT count(*) FROM gone",
                     &[&to_sql(cutoff_ms), &PRUNE_BATCH],
@@ -335,8 +338,8 @@ impl PostgresStore {
                 "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)::int8 \
                  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
                  WHERE n.nspname = 'rowhook' AND c.relkind = 'r' \
-                   AND c.relname IN ('events', 'requests', 'attempts', 'webhooks', 'jobs', \
-                                     'inbound_log', 'capture_position', 'store_version')",
+                   AND c.relname IN ('events', 'requests', 'attempts', 'queue', 'webhooks', \
+                                     'jobs', 'inbound_log', 'capture_position', 'store_version')",
                 &[],
             )
             .await

@@ -2,9 +2,11 @@
 //! this binary's version step by step and refuses one made by a newer binary, whose
 //! tables this one might misread.
 //!
-//! Events keep their mutable state in one narrow row (status, schedule, claim, last
-//! outcome) beside the request they send (written once), so that claiming and
-//! recording rewrite small rows only.
+//! An event's row (`events`: its facts, status and last outcome) is indexed only on what
+//! never changes, so that recording an attempt rewrites it in place (a heap-only update,
+//! room left by `fillfactor`). What claims need lives in `queue`: one narrow row per
+//! pending event — due time, whether it is a retry, its row for ordering, the lease —
+//! deleted when the event is delivered or failed. The request is written once, beside.
 
 use tokio_postgres::Client;
 
@@ -31,27 +33,31 @@ CREATE TABLE rowhook.events (
     created_at_ms bigint NOT NULL,
     status text NOT NULL,
     due_at_ms bigint,
-    claimed_until timestamptz,
-    claim_token bigint NOT NULL DEFAULT 0,
     attempts integer NOT NULL DEFAULT 0,
     redelivery_after integer,
     finished_at_ms bigint,
     last_status_code integer,
     last_error text,
     render_error text
-);
-CREATE INDEX events_due_first ON rowhook.events (webhook, lane, due_at_ms, sequence)
-    WHERE status = 'pending' AND attempts = 0 AND redelivery_after IS NULL;
-CREATE INDEX events_due_again ON rowhook.events (webhook, lane, due_at_ms, sequence)
-    WHERE status = 'pending' AND (attempts > 0 OR redelivery_after IS NOT NULL);
-CREATE INDEX events_lines ON rowhook.events (webhook, lane, row_key, sequence)
-    WHERE status = 'pending' AND ordered;
+) WITH (fillfactor = 50);
 CREATE INDEX events_by_webhook ON rowhook.events (webhook, sequence);
-CREATE INDEX events_by_status ON rowhook.events (status, sequence);
 CREATE INDEX events_by_row ON rowhook.events (model, row_key, sequence)
     WHERE row_key IS NOT NULL;
-CREATE INDEX events_finished ON rowhook.events (finished_at_ms)
-    WHERE status <> 'pending';
+CREATE INDEX events_created ON rowhook.events (created_at_ms);
+CREATE TABLE rowhook.queue (
+    sequence bigint PRIMARY KEY,
+    webhook text NOT NULL,
+    lane smallint NOT NULL,
+    again boolean NOT NULL,
+    due_at_ms bigint NOT NULL,
+    ordered boolean NOT NULL,
+    row_key text,
+    claimed_until timestamptz,
+    token bigint NOT NULL DEFAULT 0
+) WITH (fillfactor = 50);
+CREATE INDEX queue_due ON rowhook.queue (webhook, lane, again, due_at_ms, sequence);
+CREATE INDEX queue_lines ON rowhook.queue (webhook, lane, row_key, sequence) WHERE ordered;
+CREATE SEQUENCE rowhook.claim_tokens;
 CREATE TABLE rowhook.requests (
     sequence bigint PRIMARY KEY,
     -- NULL for an event whose request could not be rendered.

@@ -140,6 +140,7 @@ async fn rowhook_rate(url: &str, end: Lsn) -> f64 {
                     break;
                 }
             }
+            Captured::Drained(_) => {}
         }
     }
     let elapsed = started.elapsed();

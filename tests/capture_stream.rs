@@ -83,6 +83,7 @@ fn consume(url: &str, slot: &str, publication: &str) -> Consumer {
                     }
                 }
                 Captured::Commit(position) => acknowledger.acknowledge(position),
+                Captured::Drained(_) => {}
             }
         }
         capture

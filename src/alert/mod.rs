@@ -270,6 +270,7 @@ impl Alerter {
             events: events.clone(),
             resume_after: None,
             backfill: None,
+            drained_outbox: Vec::new(),
         };
         if let Err(error) = self.store.append(batch).await {
             warn!(%error, waiting = events.len(), "cannot store alerts; trying again in a few seconds");

@@ -224,6 +224,7 @@ impl Runner {
             events,
             resume_after: None,
             backfill: Some(advanced.clone()),
+            drained_outbox: Vec::new(),
         });
         let (appended, next) = match (last, &last_key) {
             (false, Some(key)) => {

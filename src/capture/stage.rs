@@ -30,6 +30,11 @@ pub enum Captured {
     /// stage acknowledges the position. (Replication: a transaction cut off by a
     /// reconnect is sent again from its start, with the same change positions.)
     Commit(CommitPosition),
+    /// Notify: the outbox rows of the changes handed on since the last `Drained`, sent
+    /// before their `Commit`. A store in the same database deletes them in the
+    /// transaction that stores their events; the source deletes them otherwise, once
+    /// acknowledged.
+    Drained(Vec<i64>),
 }
 
 /// The next stage's side of the acknowledgement: positions only ever move forward.

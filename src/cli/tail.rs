@@ -60,6 +60,8 @@ pub(crate) async fn run(path: &Path) -> Result<(), Failure> {
                 acknowledger.acknowledge(position);
                 output.flush()
             }
+            // Tailing peeks: it deletes nothing.
+            Captured::Drained(_) => Ok(()),
         };
         if written.is_err() {
             // The reader went away (a closed pipe): that is the end of tailing, not a failure.

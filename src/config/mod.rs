@@ -176,7 +176,12 @@ pub enum StoreBackend {
     /// Embedded, one process.
     Sled,
     /// Tables of schema `rowhook` in this database, shared by any number of instances.
-    Postgres { url: String },
+    Postgres {
+        url: String,
+        /// Notify mode with the store in the source database: drained outbox rows are
+        /// deleted in the transaction that stores their events.
+        drains_outbox: bool,
+    },
 }
 
 impl StoreBackend {

@@ -116,7 +116,10 @@ pub(super) fn read_store(
             if let Err(error) = DatabaseUrl::parse(&url) {
                 reader.error(key_path(path, "url"), error);
             }
-            StoreBackend::Postgres { url }
+            // The same URL means the same database (a different spelling of it only
+            // costs the outbox rows a separate delete).
+            let drains_outbox = source.mode == SourceMode::Notify && url == source.url;
+            StoreBackend::Postgres { url, drains_outbox }
         }
         Some(other) => {
             reader.error(

@@ -28,6 +28,8 @@ use crate::time::now_ms;
 /// How long a lane waits at most before looking at the store again, so that an event
 /// whose wake-up was missed (e.g. redelivered from another process) is still found.
 const IDLE_RECHECK: Duration = Duration::from_secs(1);
+/// With a shared store, a busy lane claims once an eighth of its places are free.
+const CLAIM_SHARE: usize = 8;
 /// On shutdown, how long attempts under way get to finish.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// The recorder hands at most this many attempts to the store at once, collected over
@@ -80,6 +82,11 @@ struct Lane {
     webhook: Endpoint,
     retry: Arc<[Duration]>,
     own_limit: Arc<Semaphore>,
+    /// The lane's own limit, and how many of its places must be free before it claims
+    /// more while attempts are under way: with a shared store a claim is a transaction,
+    /// so it is worth one only for a handful of events.
+    concurrency: usize,
+    claim_at_least: usize,
     wake: Arc<Notify>,
     /// When the webhook's attempts started failing without a success since, for
     /// `pause_after`; counted afresh after a restart.
@@ -112,11 +119,19 @@ impl Dispatcher {
             .iter()
             .map(Endpoint::of_webhook)
             .chain(config.alerts.iter().map(Endpoint::of_alert_target));
+        let shared_store = crate::store::is_shared(&config.store);
         let lanes = endpoints
             .map(|webhook| {
+                let concurrency = webhook.delivery.concurrency.max(1);
                 Arc::new(Lane {
                     retry: webhook.delivery.retry.clone().into(),
-                    own_limit: Arc::new(Semaphore::new(webhook.delivery.concurrency.max(1))),
+                    own_limit: Arc::new(Semaphore::new(concurrency)),
+                    concurrency,
+                    claim_at_least: if shared_store {
+                        (concurrency / CLAIM_SHARE).max(1)
+                    } else {
+                        1
+                    },
                     wake: store.wakeups().waiter(&webhook.name),
                     failing_since: std::sync::Mutex::new(None),
                     webhook,
@@ -282,7 +297,8 @@ impl LaneWorker {
     /// returns how long to wait before looking again.
     async fn start_due_attempts(&mut self) -> Result<Duration, crate::store::StoreError> {
         let free = self.lane.own_limit.available_permits();
-        if free == 0 {
+        let under_way = self.lane.concurrency.saturating_sub(free);
+        if free == 0 || (under_way > 0 && free < self.lane.claim_at_least) {
             // A finishing attempt wakes the lane.
             return Ok(IDLE_RECHECK);
         }

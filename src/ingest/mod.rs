@@ -69,6 +69,8 @@ struct Batch {
     bytes: usize,
     /// The last commit received; acknowledged once the batch is durable.
     commit: Option<CommitPosition>,
+    /// Notify mode: outbox rows whose changes are in this batch or an earlier one.
+    drained: Vec<i64>,
     started: Option<Instant>,
     /// Changes whose webhooks include relations, routed once they are looked up.
     waiting: Vec<Waiting>,
@@ -95,6 +97,7 @@ impl Ingest {
             match item {
                 Captured::Change(change) => self.route(*change, &mut batch),
                 Captured::Commit(position) => batch.commit = Some(position),
+                Captured::Drained(rows) => batch.drained.extend(rows),
             }
             let full = batch.changes >= MAX_CHANGES_PER_BATCH
                 || batch.bytes >= MAX_BYTES_PER_BATCH
@@ -156,6 +159,7 @@ impl Ingest {
                 events: taken.events,
                 resume_after,
                 backfill: None,
+                drained_outbox: taken.drained,
             })
             .await?;
         debug!(

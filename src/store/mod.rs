@@ -64,6 +64,10 @@ pub struct NewEvents {
     /// A backfill job's state after this batch of its rows (its cursor), stored with the
     /// events in one atomic write.
     pub backfill: Option<BackfillJob>,
+    /// Notify mode: outbox rows whose changes this batch (or an earlier one) holds. A
+    /// store in the source database deletes them in the same transaction; other stores
+    /// leave them to the source, which deletes them once acknowledged.
+    pub drained_outbox: Vec<i64>,
 }
 
 /// What an append stored.
@@ -211,8 +215,8 @@ pub trait EventStore: Send + Sync {
 pub async fn open(config: &StoreConfig) -> Result<Arc<dyn EventStore>, StoreError> {
     Ok(match &config.backend {
         StoreBackend::Sled => Arc::new(SledStore::open(&config.path)?),
-        StoreBackend::Postgres { url } => {
-            Arc::new(PostgresStore::open(url, config.claim_lease).await?)
+        StoreBackend::Postgres { url, drains_outbox } => {
+            Arc::new(PostgresStore::open(url, config.claim_lease, *drains_outbox).await?)
         }
     })
 }

@@ -56,6 +56,7 @@ pub(crate) async fn append(store: &dyn EventStore, events: Vec<NewEvent>) -> usi
             events,
             resume_after: None,
             backfill: None,
+            drained_outbox: Vec::new(),
         })
         .await
         .unwrap()

@@ -99,6 +99,7 @@ pub(crate) async fn backfill_jobs_are_kept_with_their_pages(store: &dyn EventSto
             events: vec![backfill_event("evt_b1", "hook")],
             resume_after: None,
             backfill: Some(advanced.clone()),
+            drained_outbox: Vec::new(),
         })
         .await
         .unwrap();
@@ -113,6 +114,7 @@ pub(crate) async fn backfill_jobs_are_kept_with_their_pages(store: &dyn EventSto
             events: vec![backfill_event("evt_b1", "hook")],
             resume_after: None,
             backfill: Some(further.clone()),
+            drained_outbox: Vec::new(),
         })
         .await
         .unwrap();

@@ -154,6 +154,7 @@ pub(crate) async fn resume_position_only_moves_forward(store: &dyn EventStore) {
                 events: Vec::new(),
                 resume_after: lsn,
                 backfill: None,
+                drained_outbox: Vec::new(),
             })
             .await
             .unwrap();

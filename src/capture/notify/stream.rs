@@ -279,6 +279,9 @@ impl NotifySource {
         let last_id = last_read;
         let batch = progress.next_batch;
         progress.next_batch += 1;
+        if self.delete_drained && output.send(Captured::Drained(ids.clone())).await.is_err() {
+            return Ok(None);
+        }
         if output
             .send(Captured::Commit(CommitPosition::OutboxBatch(batch)))
             .await

@@ -70,6 +70,7 @@ async fn a_store_opened_directly_lists_shows_and_redelivers() {
                 events,
                 resume_after: None,
                 backfill: None,
+                drained_outbox: Vec::new(),
             })
             .await
             .unwrap();

@@ -179,6 +179,16 @@ impl PostgresStore {
                 .await
                 .map_err(sql_error("storing the capture position"))?;
         }
+        if self.drains_outbox && !batch.drained_outbox.is_empty() {
+            // Drained rows and their events change hands in one transaction.
+            transaction
+                .execute(
+                    "DELETE FROM rowhook.outbox WHERE id = ANY($1)",
+                    &[&batch.drained_outbox],
+                )
+                .await
+                .map_err(sql_error("deleting drained outbox rows"))?;
+        }
         if let Some(job) = &batch.backfill {
             super::read::save_job(&transaction, job).await?;
         }

@@ -46,6 +46,9 @@ pub(super) struct PostgresStore {
     wakeups: Arc<Wakeups>,
     /// How long a claim lasts without its attempt being recorded.
     lease: Duration,
+    /// The store lives in the database of a notify-mode source: appends delete the
+    /// outbox rows they cover ([`crate::store::NewEvents::drained_outbox`]).
+    drains_outbox: bool,
     listener: tokio::task::JoinHandle<()>,
 }
 
@@ -85,7 +88,11 @@ pub(super) fn sql_error(doing: &'static str) -> impl Fn(tokio_postgres::Error) -
 impl PostgresStore {
     /// Connects, creates or migrates the schema, and starts listening for other
     /// instances' wake-ups.
-    pub(super) async fn open(url: &str, lease: Duration) -> Result<PostgresStore, StoreError> {
+    pub(super) async fn open(
+        url: &str,
+        lease: Duration,
+        drains_outbox: bool,
+    ) -> Result<PostgresStore, StoreError> {
         let url = DatabaseUrl::parse(url).map_err(|error| StoreError::Unreachable {
             reason: format!("store.url: {error}"),
         })?;
@@ -102,6 +109,7 @@ impl PostgresStore {
             pool,
             wakeups,
             lease,
+            drains_outbox,
             listener,
         })
     }

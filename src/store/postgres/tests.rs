@@ -37,7 +37,7 @@ pub(crate) async fn temporary_database() -> String {
 }
 
 async fn open(url: &str, lease: Duration) -> PostgresStore {
-    PostgresStore::open(url, lease)
+    PostgresStore::open(url, lease, false)
         .await
         .expect("open the store")
 }
@@ -140,7 +140,7 @@ async fn a_schema_of_a_newer_version_is_refused() {
         .batch_execute("UPDATE rowhook.store_version SET version = version + 1")
         .await
         .unwrap();
-    match PostgresStore::open(&url, Duration::from_secs(60)).await {
+    match PostgresStore::open(&url, Duration::from_secs(60), false).await {
         Err(error @ StoreError::SchemaTooNew { .. }) => {
             assert!(error.to_string().contains("newer rowhook"), "{error}");
         }
@@ -152,11 +152,47 @@ async fn a_schema_of_a_newer_version_is_refused() {
 #[tokio::test]
 async fn an_unreachable_database_is_a_clear_error() {
     let url = "postgres://rowhook@127.0.0.1:9/rowhook?connect_timeout=2";
-    match PostgresStore::open(url, Duration::from_secs(60)).await {
+    match PostgresStore::open(url, Duration::from_secs(60), false).await {
         Err(error @ StoreError::Unreachable { .. }) => {
             assert!(error.to_string().contains("127.0.0.1:9"), "{error}");
         }
         Err(other) => panic!("expected Unreachable, got {other}"),
         Ok(_) => panic!("opened a store on a closed port"),
     }
+}
+
+#[tokio::test]
+async fn drained_outbox_rows_go_with_their_events() {
+    let url = temporary_database().await;
+    let store = PostgresStore::open(&url, Duration::from_secs(60), true)
+        .await
+        .unwrap();
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    client
+        .batch_execute(
+            "CREATE TABLE rowhook.outbox (id bigint PRIMARY KEY); \
+             INSERT INTO rowhook.outbox SELECT generate_series(1, 5)",
+        )
+        .await
+        .unwrap();
+    store
+        .append(crate::store::NewEvents {
+            events: vec![event("evt_1", "hook")],
+            drained_outbox: vec![1, 2, 3],
+            ..crate::store::NewEvents::default()
+        })
+        .await
+        .unwrap();
+    let left: Vec<i64> = client
+        .query("SELECT id FROM rowhook.outbox ORDER BY id", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(left, [4, 5]);
+    assert!(store.event("evt_1").await.unwrap().is_some());
 }

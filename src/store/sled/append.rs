@@ -23,10 +23,13 @@ impl SledStore {
         &self,
         batch: NewEvents,
     ) -> Result<(Appended, Vec<String>), StoreError> {
+        // Drained outbox rows are the source's to delete: this store is not in its
+        // database.
         let NewEvents {
             events,
             resume_after,
             backfill,
+            drained_outbox: _,
         } = batch;
         // Events wait in their webhook's queue for their lane.
         let queues: Vec<Cow<'_, str>> = events

@@ -28,7 +28,8 @@
 //! - [`event`]: what crosses from routing to the store and delivery: new events, their
 //!   requests, statuses and attempts.
 //! - [`retry`]: the retry schedule, pure.
-//! - [`store`]: the [`store::EventStore`] interface and its sled backend.
+//! - [`store`]: the [`store::EventStore`] interface and its backends: sled (embedded, the
+//!   default) and PostgreSQL (shared by several instances, CONTRACT §10).
 //! - [`deliver`]: per-webhook lanes that claim due events, attempt and record them.
 //! - [`outgoing`], [`signature`]: the request an attempt sends, and its Standard Webhooks
 //!   signature.

@@ -100,7 +100,18 @@ async fn a_store_opened_directly_lists_shows_and_redelivers() {
         store.record_attempts(done).await.unwrap();
         store.flush().await.unwrap();
     }
-    let history = History::open(&config).await.ok().unwrap();
+    // sled lets go of its lock a moment after the last handle (its flusher thread):
+    // until then the store reads as held by another process.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let history = loop {
+        match History::open(&config).await {
+            Ok(history) if history.is_direct() => break history,
+            _ if std::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            _ => panic!("the store stays locked after it was closed"),
+        }
+    };
     let filter = Filter {
         webhook: None,
         status: None,

@@ -15,7 +15,7 @@ use support::receiver::{Received, Receiver};
 use support::{Mode, Service, TestDatabase, free_port, rowhook, rowhook_binary, text};
 
 const TOKEN: &str = "backfill-token";
-const WAIT: Duration = Duration::from_secs(120);
+const WAIT: Duration = Duration::from_secs(300);
 
 async fn prepared(
     mode: Mode,

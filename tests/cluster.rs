@@ -9,7 +9,7 @@ mod support;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use support::receiver::Receiver;
+use support::receiver::{Receiver, Reply};
 use support::{Mode, Service, TestDatabase, free_port, rowhook, text};
 
 const CHANGES: i64 = 20_000;
@@ -293,4 +293,48 @@ async fn a_backfill_goes_on_when_its_instance_dies() {
             service.stop();
         }
     }
+}
+
+// Instances on different configurations are explained, not refused: one whose file
+// does not name a webhook with pending events says so at start and leaves them alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_configuration_is_named_at_start() {
+    let receiver = Receiver::start().await;
+    receiver.respond_with(|_| Reply::Status(503));
+    let database = TestDatabase::create_in(Mode::Replication).await;
+    database
+        .execute("CREATE TABLE orders (id integer PRIMARY KEY)")
+        .await;
+    let webhook = |name: &str| {
+        format!(
+            "[delivery]\nretry = [\"0s\", \"1h\"]\n\n[models.order]\ntable = \"orders\"\n\n\
+             [[webhooks]]\nname = \"{name}\"\nmodel = \"order\"\nurl = \"{}\"\n",
+            receiver.url("/orders")
+        )
+    };
+    let first = database.write_config_as("first.toml", "postgres", &webhook("to-crm"));
+    let setup = rowhook(&first, &["setup"]);
+    assert!(setup.status.success(), "{}", text(&setup.stderr));
+    let service = Service::start(&database, &first).await;
+    database.execute("INSERT INTO orders VALUES (1)").await;
+    support::eventually("the first attempt", Duration::from_secs(20), || async {
+        receiver.count() >= 1
+    })
+    .await;
+    service.stop();
+
+    let second = database.write_config_as("second.toml", "postgres", &webhook("to-shop"));
+    let service = Service::start(&database, &second).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let log = service.log_text();
+    assert!(
+        log.contains("webhook=to-crm") && log.contains("does not name"),
+        "{log}"
+    );
+    assert_eq!(
+        receiver.count(),
+        1,
+        "its events are left for an instance that knows it"
+    );
+    service.stop();
 }

@@ -54,9 +54,7 @@ pub(crate) async fn append(store: &dyn EventStore, events: Vec<NewEvent>) -> usi
     store
         .append(NewEvents {
             events,
-            resume_after: None,
-            backfill: None,
-            drained_outbox: Vec::new(),
+            ..NewEvents::default()
         })
         .await
         .unwrap()

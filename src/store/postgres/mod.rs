@@ -20,6 +20,7 @@ mod claim;
 mod interface;
 mod listen;
 mod read;
+mod record;
 
 #[cfg(test)]
 mod tests;

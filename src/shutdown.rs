@@ -1,6 +1,15 @@
 //! The shutdown signal handed to every stage's `run` loop.
 
+use std::time::Duration;
+
 use tokio::sync::watch;
+
+/// `rowhook run` exits at the latest this long after the signal, whatever its connections
+/// are doing: what is not durable by then was never acknowledged, so it is captured or
+/// attempted again after the restart.
+pub const STOP_LIMIT: Duration = Duration::from_secs(10);
+/// Within that, what attempts under way get to finish and be recorded.
+pub const ATTEMPT_GRACE: Duration = Duration::from_secs(8);
 
 /// Held by `main`; triggering it asks every stage to finish what it is doing and stop.
 #[derive(Clone)]

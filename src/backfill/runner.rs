@@ -328,9 +328,10 @@ async fn read_page(
 /// A connection for pages: the value settings of capture, read-only (a `--where` runs
 /// with rowhook's rights, so it must not write), with a statement timeout.
 async fn connect(url: &DatabaseUrl) -> Result<Client, PageError> {
-    let client = postgres::connect(url)
-        .await
-        .map_err(|error| PageError::Unavailable(error.to_string()))?;
+    let client =
+        postgres::connect_answering_within(url, STATEMENT_TIMEOUT + postgres::ANSWER_MARGIN)
+            .await
+            .map_err(|error| PageError::Unavailable(error.to_string()))?;
     client
         .batch_execute(&format!(
             "{VALUE_SETTINGS} SET statement_timeout = {}; SET default_transaction_read_only = on",

@@ -4,7 +4,9 @@
 use std::path::Path;
 
 use rowhook::service::{self, ServiceError};
+use rowhook::shutdown::STOP_LIMIT;
 use rowhook::store;
+use tracing::error;
 
 use super::{Failure, load_config, router, shutdown_on_signals};
 
@@ -15,9 +17,26 @@ pub(crate) async fn run(path: &Path) -> Result<(), Failure> {
         .await
         .map_err(anyhow::Error::from)?;
     let (trigger, shutdown) = shutdown_on_signals();
-    service::serve(&config, router, store, trigger, shutdown)
-        .await
-        .map_err(|error| service_failure(&config, error))
+    let mut stopping = shutdown.clone();
+    let overdue = async {
+        stopping.requested().await;
+        tokio::time::sleep(STOP_LIMIT).await;
+    };
+    tokio::select! {
+        served = service::serve(&config, router, store, trigger, shutdown) => {
+            served.map_err(|error| service_failure(&config, error))
+        }
+        () = overdue => {
+            // Leaving now loses nothing (see STOP_LIMIT); returning would wait for the
+            // runtime's blocking tasks, which may be the very thing that hangs.
+            error!(
+                "still stopping {} s after the signal (a database or store does not answer); \
+                 exiting without it: what was not acknowledged is captured again at the next start",
+                STOP_LIMIT.as_secs()
+            );
+            std::process::exit(1);
+        }
+    }
 }
 
 /// A service error as the exit code wants it: the configuration's fault is exit 2.

@@ -9,10 +9,15 @@ use rowhook::{postgres, store};
 
 use super::{Failure, database_url, load_config};
 
+const SETUP_ANSWER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
+
 pub(crate) async fn run(path: &Path, replica_identity_full: bool) -> Result<(), Failure> {
     let config = load_config(path)?;
     let url = database_url(&config)?;
-    let client = postgres::connect(&url).await.map_err(anyhow::Error::from)?;
+    // DDL may wait for a lock held by a long transaction: give it minutes, not seconds.
+    let client = postgres::connect_answering_within(&url, SETUP_ANSWER_TIMEOUT)
+        .await
+        .map_err(anyhow::Error::from)?;
     let report = match config.source.mode {
         SourceMode::Replication => replication::setup(&client, &config, replica_identity_full)
             .await

@@ -31,7 +31,7 @@ const IDLE_RECHECK: Duration = Duration::from_secs(1);
 /// With a shared store, a busy lane claims once an eighth of its places are free.
 const CLAIM_SHARE: usize = 8;
 /// On shutdown, how long attempts under way get to finish.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+const SHUTDOWN_GRACE: Duration = crate::shutdown::ATTEMPT_GRACE;
 /// The recorder hands at most this many attempts to the store at once, collected over
 /// at most this long: the store writes a few pages per batch, so larger batches cost far
 /// less, and nothing waits for the record (the answer is in, the slot already free).

@@ -47,14 +47,20 @@ impl std::ops::DerefMut for Pooled<'_> {
 
 impl Drop for Pooled<'_> {
     fn drop(&mut self) {
-        if let Some(client) = self.client.take()
-            && !client.is_closed()
-        {
-            self.pool
-                .idle
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .push(client);
+        let Some(client) = self.client.take() else {
+            return;
+        };
+        let mut idle = self
+            .pool
+            .idle
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if client.is_closed() {
+            // The idle ones took the same path: after a restart they are closed too, and
+            // behind a peer gone silent each would cost a whole answer timeout to find out.
+            idle.clear();
+        } else {
+            idle.push(client);
         }
     }
 }
@@ -92,11 +98,16 @@ impl Pool {
         let client = match idle {
             Some(client) if !client.is_closed() => client,
             _ => {
-                let client = postgres::connect(&self.url).await?;
+                let client = postgres::connect_answering_within(
+                    &self.url,
+                    self.statement_timeout + postgres::ANSWER_MARGIN,
+                )
+                .await?;
                 client
                     .batch_execute(&format!(
-                        "{VALUE_SETTINGS} SET statement_timeout = {}; \
+                        "{VALUE_SETTINGS} {} SET statement_timeout = {}; \
                          SET search_path = pg_catalog, pg_temp",
+                        postgres::SERVER_SIDE_LIVENESS,
                         self.statement_timeout.as_millis()
                     ))
                     .await

@@ -1,5 +1,7 @@
 //! Ordinary SQL connections (tokio-postgres) for setup, checks and notify mode, with the
-//! same URL and TLS rules as the replication connection.
+//! same URL and TLS rules as the replication connection. rowhook opens the socket itself
+//! (tokio-postgres's `connect_raw`) so that every connection is watched for a peer that
+//! stops answering (see `liveness`).
 
 use std::time::Duration;
 
@@ -8,10 +10,13 @@ use std::task::Poll;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
 use tokio_postgres::config::SslMode as ClientSslMode;
+use tokio_postgres::tls::MakeTlsConnect;
 use tokio_postgres::{AsyncMessage, Connection, Notification};
-use tracing::debug;
+use tracing::{debug, warn};
 
+use crate::postgres::liveness::{ANSWER_TIMEOUT, Watched};
 use crate::postgres::tls::{self, TlsError};
+use crate::postgres::transport::{SocketError, open_socket};
 use crate::postgres::{DatabaseUrl, Host, SslMode};
 
 #[derive(Debug, thiserror::Error)]
@@ -23,6 +28,10 @@ pub enum DatabaseError {
         #[source]
         source: tokio_postgres::Error,
     },
+    #[error(transparent)]
+    Socket(#[from] SocketError),
+    #[error("invalid host name {0:?} for TLS")]
+    ServerName(String),
     #[error(transparent)]
     Tls(#[from] TlsError),
 }
@@ -58,9 +67,19 @@ pub fn describe(error: &tokio_postgres::Error) -> String {
     }
 }
 
-/// Connects and spawns the connection's driver task.
+/// Connects and spawns the connection's driver task. A peer that owes an answer for
+/// [`ANSWER_TIMEOUT`] is taken for dead and the connection closed.
 pub async fn connect(url: &DatabaseUrl) -> Result<tokio_postgres::Client, DatabaseError> {
-    connect_with(url, None).await
+    connect_with(url, None, ANSWER_TIMEOUT).await
+}
+
+/// Connects like `connect`, for queries that may legitimately run up to `limit` (a pool
+/// with a `statement_timeout`, setup's DDL waiting for a lock).
+pub async fn connect_answering_within(
+    url: &DatabaseUrl,
+    limit: Duration,
+) -> Result<tokio_postgres::Client, DatabaseError> {
+    connect_with(url, None, limit).await
 }
 
 /// Connects like `connect` and hands on every `NOTIFY` the session receives (after it
@@ -75,25 +94,20 @@ pub async fn connect_listening(
     DatabaseError,
 > {
     let (sender, receiver) = mpsc::unbounded_channel();
-    let client = connect_with(url, Some(sender)).await?;
+    let client = connect_with(url, Some(sender), ANSWER_TIMEOUT).await?;
     Ok((client, receiver))
 }
 
 async fn connect_with(
     url: &DatabaseUrl,
     notifications: Option<mpsc::UnboundedSender<Notification>>,
+    answer_limit: Duration,
 ) -> Result<tokio_postgres::Client, DatabaseError> {
     let mut config = tokio_postgres::Config::new();
-    match &url.host {
-        Host::Tcp(host) => config.host(host.trim_matches(['[', ']'])),
-        Host::Unix(directory) => config.host_path(directory),
-    };
     config
-        .port(url.port)
         .user(&url.user)
         .dbname(&url.dbname)
-        .application_name(url.application_name.as_deref().unwrap_or("rowhook"))
-        .connect_timeout(url.connect_timeout.unwrap_or(Duration::from_secs(10)));
+        .application_name(url.application_name.as_deref().unwrap_or("rowhook"));
     if let Some(password) = &url.password {
         config.password(password);
     }
@@ -107,13 +121,23 @@ async fn connect_with(
         Host::Unix(_) => None,
         Host::Tcp(_) => tls::client_config(url.sslmode, url.sslrootcert.as_deref())?,
     };
+    let socket = Watched::new(open_socket(url).await?, answer_limit);
+    // Startup and authentication wait on the peer as well: the connect timeout bounds them.
+    let timeout = url.connect_timeout.unwrap_or(Duration::from_secs(10));
+    let timed_out = |_| {
+        DatabaseError::Socket(SocketError::Timeout {
+            address: address.clone(),
+            seconds: timeout.as_secs(),
+        })
+    };
     let client = match tls_config {
         None => {
             config.ssl_mode(ClientSslMode::Disable);
-            let (client, connection) = config
-                .connect(tokio_postgres::NoTls)
-                .await
-                .map_err(connect_error)?;
+            let (client, connection) =
+                tokio::time::timeout(timeout, config.connect_raw(socket, tokio_postgres::NoTls))
+                    .await
+                    .map_err(timed_out)?
+                    .map_err(connect_error)?;
             tokio::spawn(drive(connection, notifications));
             client
         }
@@ -122,8 +146,22 @@ async fn connect_with(
                 SslMode::Prefer => ClientSslMode::Prefer,
                 _ => ClientSslMode::Require,
             });
-            let connector = tokio_postgres_rustls::MakeRustlsConnect::new((*tls_config).clone());
-            let (client, connection) = config.connect(connector).await.map_err(connect_error)?;
+            let mut connector =
+                tokio_postgres_rustls::MakeRustlsConnect::new((*tls_config).clone());
+            let host = match &url.host {
+                Host::Tcp(host) => host.trim_matches(['[', ']']),
+                Host::Unix(_) => "localhost",
+            };
+            let tls = MakeTlsConnect::<Watched<crate::postgres::Transport>>::make_tls_connect(
+                &mut connector,
+                host,
+            )
+            .map_err(|_| DatabaseError::ServerName(host.to_string()))?;
+            let (client, connection) =
+                tokio::time::timeout(timeout, config.connect_raw(socket, tls))
+                    .await
+                    .map_err(timed_out)?
+                    .map_err(connect_error)?;
             tokio::spawn(drive(connection, notifications));
             client
         }
@@ -157,6 +195,15 @@ async fn drive<S, T>(
     })
     .await;
     if let Err(error) = ended {
-        debug!(%error, "database connection closed");
+        // Said louder when rowhook gave the peer up: whoever used the connection only
+        // hears "connection closed".
+        let given_up = std::error::Error::source(&error)
+            .and_then(|source| source.downcast_ref::<std::io::Error>())
+            .is_some_and(|source| source.kind() == std::io::ErrorKind::TimedOut);
+        if given_up {
+            warn!(error = %describe(&error), "database connection given up");
+        } else {
+            debug!(%error, "database connection closed");
+        }
     }
 }

@@ -4,12 +4,21 @@
 
 pub(crate) mod catalog;
 mod connection;
+mod liveness;
 mod tls;
+mod transport;
 mod types;
 mod url;
 
-pub use connection::{DatabaseError, connect, connect_listening, describe, display_address};
+pub use connection::{
+    DatabaseError, connect, connect_answering_within, connect_listening, describe, display_address,
+};
+pub(crate) use liveness::SERVER_SIDE_KEEPALIVE_OPTIONS;
+pub(crate) use liveness::Watched;
+pub use liveness::{ANSWER_MARGIN, ANSWER_TIMEOUT, SERVER_SIDE_LIVENESS};
 pub use tls::TlsError;
 pub(crate) use tls::client_config;
+pub use transport::SocketError;
+pub(crate) use transport::{Transport, open_socket};
 pub(crate) use types::{FIRST_USER_OID, TypeShape, type_shapes};
 pub use url::{DatabaseUrl, DatabaseUrlError, Host, SslMode};

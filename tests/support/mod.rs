@@ -466,6 +466,7 @@ pub(crate) fn peak_rss_kib(pid: u32) -> u64 {
         .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
         .expect("VmHWM in /proc status")
 }
+pub(crate) mod proxy;
 pub(crate) mod receiver;
 
 /// `rowhook run` in the background.
@@ -527,6 +528,26 @@ impl Service {
             self.log_text()
         );
         status
+    }
+
+    /// SIGTERM, then waits at most `limit` for the process to exit: its exit status (or
+    /// `None`, and then it is killed) and how long it took.
+    pub(crate) fn stop_within(
+        mut self,
+        limit: Duration,
+    ) -> (Option<std::process::ExitStatus>, Duration) {
+        let started = Instant::now();
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        while started.elapsed() < limit {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return (Some(status), started.elapsed());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        (None, started.elapsed())
     }
 
     /// SIGKILL: a crash.

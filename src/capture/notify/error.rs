@@ -51,7 +51,8 @@ impl Transient for NotifyError {
             NotifyError::Connect(DatabaseError::Connect { source, .. }) => {
                 !matches!(server_code(source), Some(code) if code.starts_with("28") || code.starts_with("3D"))
             }
-            NotifyError::Connect(DatabaseError::Tls(_)) => false,
+            NotifyError::Connect(DatabaseError::Socket(_)) => true,
+            NotifyError::Connect(DatabaseError::Tls(_) | DatabaseError::ServerName(_)) => false,
             NotifyError::Query { source, .. } => {
                 !matches!(server_code(source), Some(code) if code.starts_with("42"))
             }

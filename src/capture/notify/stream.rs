@@ -41,9 +41,13 @@ const BATCHES_PER_PASS: usize = 20;
 /// `pg_try_advisory_lock` key of the drainer: "rowhook" in ASCII.
 const DRAINER_LOCK: i64 = 0x0072_6f77_686f_6f6b;
 const POLL_INTERVAL: Duration = Duration::from_secs(5);
-/// How long shutdown waits for the last batches to be made durable before leaving their
-/// rows for the next start (which drains them again, harmlessly: same event ids).
-const FINAL_ACKNOWLEDGEMENT_WAIT: Duration = Duration::from_secs(30);
+/// How long shutdown waits for the last batches to be made durable, and then for their
+/// rows to be deleted, before leaving them for the next start (which drains them again,
+/// harmlessly: same event ids). Short: shutdown must not wait on a silent peer.
+const FINAL_ACKNOWLEDGEMENT_WAIT: Duration = Duration::from_secs(5);
+const FINAL_DELETE_WAIT: Duration = Duration::from_secs(2);
+/// How long a session may take to answer shutdown before it is left behind.
+const STOP_WAIT: Duration = Duration::from_secs(2);
 
 pub struct NotifySource {
     pub url: DatabaseUrl,
@@ -69,6 +73,9 @@ struct Progress {
     /// were read: a new list (after ALTER TABLE or ALTER TYPE) reads them again.
     types: TypeCatalog,
     column_lists: HashMap<TableName, String>,
+    /// The server process of the last session, which may outlive it (see
+    /// `take_lock_from_abandoned`).
+    last_backend: Option<i32>,
 }
 
 impl NotifySource {
@@ -86,19 +93,34 @@ impl NotifySource {
             peek_cursor: None,
             types: TypeCatalog::default(),
             column_lists: HashMap::new(),
+            last_backend: None,
         };
         let mut reconnect = Reconnect::new("outbox", self.status.as_ref());
         let mut last_client = None;
+        let mut watcher = shutdown.clone();
         let outcome = loop {
-            let session = self
-                .session(
+            // A session answers shutdown between queries; one waiting on a silent peer is
+            // left behind (its drained rows are drained again at the next start).
+            let given_up = async {
+                watcher.requested().await;
+                tokio::time::sleep(STOP_WAIT).await;
+            };
+            let session = tokio::select! {
+                session = self.session(
                     &output,
                     &mut acknowledgements,
                     &mut shutdown,
                     &mut progress,
                     &mut reconnect,
-                )
-                .await;
+                ) => session,
+                () = given_up => {
+                    warn!(
+                        "the database did not answer within {} s of shutdown; stopping without it",
+                        STOP_WAIT.as_secs()
+                    );
+                    break Ok(());
+                }
+            };
             match session {
                 Ok(client) => {
                     last_client = Some(client);
@@ -133,15 +155,25 @@ impl NotifySource {
         // LISTEN before the first drain: a change committed in between is then either in
         // that drain or announced by a notification.
         client
-            .batch_execute(&format!("LISTEN {CHANNEL}"))
+            .batch_execute(&format!(
+                "{} LISTEN {CHANNEL}",
+                postgres::SERVER_SIDE_LIVENESS
+            ))
             .await
             .map_err(query_error("LISTEN"))?;
         if self.delete_drained {
-            let locked: bool = client
-                .query_one("SELECT pg_try_advisory_lock($1)", &[&DRAINER_LOCK])
+            let row = client
+                .query_one(
+                    "SELECT pg_try_advisory_lock($1), pg_backend_pid()",
+                    &[&DRAINER_LOCK],
+                )
                 .await
-                .map_err(query_error("locking the outbox"))?
-                .get(0);
+                .map_err(query_error("locking the outbox"))?;
+            let abandoned = progress.last_backend.replace(row.get(1));
+            let mut locked: bool = row.get(0);
+            if !locked && let Some(abandoned) = abandoned {
+                locked = take_lock_from_abandoned(&client, abandoned).await?;
+            }
             if !locked {
                 return Err(NotifyError::Busy);
             }
@@ -380,15 +412,21 @@ impl NotifySource {
             }
         }
         let acknowledged = acknowledged_batch(&acknowledgements);
-        let Ok(delete) = client.prepare(DELETE).await else {
-            return;
+        let deleted = tokio::time::timeout(FINAL_DELETE_WAIT, async {
+            let delete = client
+                .prepare(DELETE)
+                .await
+                .map_err(query_error("deleting from the outbox"))?;
+            self.delete_acknowledged(client, &delete, acknowledged, progress)
+                .await
+        })
+        .await;
+        let failure = match deleted {
+            Ok(Ok(())) => return,
+            Ok(Err(error)) => error.to_string(),
+            Err(_) => format!("no answer within {} s", FINAL_DELETE_WAIT.as_secs()),
         };
-        if let Err(error) = self
-            .delete_acknowledged(client, &delete, acknowledged, progress)
-            .await
-        {
-            warn!(%error, "could not delete the last drained outbox rows; the next start drains them again");
-        }
+        warn!(%failure, "could not delete the last drained outbox rows; the next start drains them again");
     }
 
     fn publish(&self, update: impl FnOnce(&mut CaptureStatus)) {
@@ -396,6 +434,40 @@ impl NotifySource {
             status.send_modify(update);
         }
     }
+}
+
+/// Ends this instance's previous session if it still holds the drainer's lock — one
+/// given up as dead that the server has not noticed (behind a proxy that keeps accepting
+/// bytes it never would) — and takes the lock once the process has ended. A role may end
+/// its own sessions; a lock held by anyone else is left alone.
+async fn take_lock_from_abandoned(client: &Client, abandoned: i32) -> Result<bool, NotifyError> {
+    let ended = client
+        .query(
+            "SELECT pg_terminate_backend(pid) FROM pg_locks \
+             WHERE locktype = 'advisory' AND granted AND pid = $1",
+            &[&abandoned],
+        )
+        .await
+        .map_err(query_error("ending the previous session"))?;
+    if ended.is_empty() {
+        return Ok(false);
+    }
+    warn!(
+        pid = abandoned,
+        "ended this instance's previous outbox session, which still held the drainer's lock"
+    );
+    for _ in 0..50 {
+        let locked: bool = client
+            .query_one("SELECT pg_try_advisory_lock($1)", &[&DRAINER_LOCK])
+            .await
+            .map_err(query_error("locking the outbox"))?
+            .get(0);
+        if locked {
+            return Ok(true);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(false)
 }
 
 /// The newest acknowledged outbox batch of this run.

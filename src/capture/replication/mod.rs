@@ -6,7 +6,6 @@ mod frames;
 mod pgoutput;
 mod setup;
 mod stream;
-mod transport;
 mod wire;
 
 pub use check::check;

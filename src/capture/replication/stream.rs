@@ -70,8 +70,7 @@ impl Transient for CaptureError {
                 ConnectionError::TlsHandshake { source, .. } => {
                     source.kind() != std::io::ErrorKind::InvalidData
                 }
-                ConnectionError::Connect { .. }
-                | ConnectionError::ConnectTimeout { .. }
+                ConnectionError::Socket(_)
                 | ConnectionError::Io(_)
                 | ConnectionError::Closed
                 | ConnectionError::Protocol(_) => true,
@@ -121,6 +120,9 @@ struct Session<'a> {
     confirmed: Lsn,
     progress: Progress,
     last_status: Instant,
+    /// When the server last sent anything: a quiet server is asked for a keepalive, so
+    /// that a dead one is noticed (the connection is `Watched`).
+    last_heard: Instant,
     last_status_position: Lsn,
 }
 
@@ -136,7 +138,10 @@ impl ReplicationSource {
         mut acknowledgements: Acknowledgements,
         mut shutdown: Shutdown,
     ) -> Result<(), CaptureError> {
-        let mut confirmed = self.start;
+        let mut resume = Resume {
+            confirmed: self.start,
+            last_backend: None,
+        };
         let temporary = matches!(self.slot, SlotKind::Temporary { .. });
         let mut reconnect = Reconnect::new("replication stream", self.status.as_ref());
         // One decoder for every connection: relation descriptions carry over.
@@ -147,7 +152,7 @@ impl ReplicationSource {
                     &output,
                     &mut acknowledgements,
                     &mut shutdown,
-                    &mut confirmed,
+                    &mut resume,
                     &mut reconnect,
                     &mut decoder,
                 )
@@ -175,17 +180,20 @@ impl ReplicationSource {
         output: &mpsc::Sender<Captured>,
         acknowledgements: &mut Acknowledgements,
         shutdown: &mut Shutdown,
-        confirmed: &mut Lsn,
+        resume: &mut Resume,
         reconnect: &mut Reconnect<'_>,
         decoder: &mut ChangeDecoder,
     ) -> Result<(), CaptureError> {
+        let confirmed = &mut resume.confirmed;
         // A transaction the last connection broke off is sent again from its Begin.
         decoder.abandon_transaction();
         reconnect.publish(CaptureState::Connecting);
         let mut connection = ReplicationConnection::connect(&self.url, "rowhook").await?;
+        let abandoned = std::mem::replace(&mut resume.last_backend, connection.backend_pid());
         let start = match &self.slot {
             SlotKind::Persistent { name } => {
-                let slot_position = persistent_slot_position(&mut connection, name).await?;
+                let slot_position =
+                    persistent_slot_position(&mut connection, name, abandoned).await?;
                 (*confirmed).max(slot_position)
             }
             SlotKind::Temporary { name } => {
@@ -227,6 +235,7 @@ impl ReplicationSource {
                 server_sent: start,
             },
             last_status: Instant::now(),
+            last_heard: Instant::now(),
             last_status_position: start,
         };
         let result = session
@@ -240,14 +249,51 @@ impl ReplicationSource {
     }
 }
 
+/// Where a connection resumes, carried from one connection to the next.
+struct Resume {
+    confirmed: Lsn,
+    /// The server process of the last connection. One given up as dead may still hold the
+    /// slot: the server only notices after `wal_sender_timeout`, or, behind a proxy that
+    /// keeps accepting bytes, never.
+    last_backend: Option<i32>,
+}
+
+/// The slot's confirmed position. A slot still held by `abandoned`, this instance's own
+/// connection given up as dead, is freed first (`pg_terminate_backend`; a role may end
+/// its own sessions), so that the new connection need not wait for the server to notice.
 async fn persistent_slot_position(
     connection: &mut ReplicationConnection,
     slot: &str,
+    abandoned: Option<i32>,
 ) -> Result<Lsn, CaptureError> {
+    let slot_literal = slot.replace('\'', "''");
+    if let Some(pid) = abandoned {
+        let sql = format!(
+            "SELECT pg_terminate_backend(active_pid) AS ended FROM pg_replication_slots \
+             WHERE slot_name = '{slot_literal}' AND active_pid = {pid}"
+        );
+        let ended = connection.simple_query(&sql).await?;
+        if ended.first("ended") == Some("t") {
+            warn!(
+                pid,
+                "ended this instance's previous replication session, which still held the slot"
+            );
+            // The process ends a moment after the signal; the slot is free once it has.
+            let wait = format!(
+                "SELECT count(*) AS held FROM pg_replication_slots \
+                 WHERE slot_name = '{slot_literal}' AND active_pid = {pid}"
+            );
+            for _ in 0..50 {
+                if connection.simple_query(&wait).await?.first("held") == Some("0") {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        }
+    }
     let sql = format!(
         "SELECT plugin, confirmed_flush_lsn::text AS confirmed FROM pg_replication_slots \
-         WHERE slot_name = '{}' AND database = current_database()",
-        slot.replace('\'', "''")
+         WHERE slot_name = '{slot_literal}' AND database = current_database()"
     );
     let found = connection.simple_query(&sql).await?;
     let Some(plugin) = found.first("plugin") else {
@@ -300,6 +346,7 @@ impl Session<'_> {
                 }
                 _ = ticker.tick() => self.send_status_if_due().await?,
                 message = self.connection.read_copy() => {
+                    self.last_heard = Instant::now();
                     let CopyMessage::Data(data) = message? else {
                         return Err(CaptureError::StreamEnded);
                     };
@@ -402,7 +449,10 @@ impl Session<'_> {
     async fn send_status_if_due(&mut self) -> Result<(), CaptureError> {
         let position = frames::confirmed_position(self.confirmed, self.progress);
         if position != self.last_status_position || self.last_status.elapsed() >= STATUS_INTERVAL {
-            self.send_status(false).await?;
+            // A server streaming changes speaks anyway; asking only a quiet one keeps the
+            // answers to one keepalive per status interval.
+            let quiet = self.last_heard.elapsed() >= STATUS_INTERVAL / 2;
+            self.send_status(quiet).await?;
         }
         Ok(())
     }

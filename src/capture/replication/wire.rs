@@ -4,7 +4,6 @@
 
 use std::io;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use fallible_iterator::FallibleIterator;
@@ -12,14 +11,14 @@ use postgres_protocol::authentication::{md5_hash, sasl};
 use postgres_protocol::message::{backend, frontend};
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpStream, UnixStream};
 
-use super::transport::Transport;
-use crate::postgres::{DatabaseUrl, Host, SslMode};
+use crate::postgres::{
+    ANSWER_TIMEOUT, DatabaseUrl, Host, SERVER_SIDE_KEEPALIVE_OPTIONS, SocketError, SslMode,
+    Transport, Watched, open_socket,
+};
 use crate::postgres::{TlsError, client_config};
 
 const COPY_BOTH_RESPONSE_TAG: u8 = b'W';
-const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// An error reported by the server, with the fields an operator needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,14 +70,8 @@ impl ServerError {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectionError {
-    #[error("cannot connect to {address}: {source}")]
-    Connect {
-        address: String,
-        #[source]
-        source: io::Error,
-    },
-    #[error("connecting to {address} timed out after {seconds} s")]
-    ConnectTimeout { address: String, seconds: u64 },
+    #[error(transparent)]
+    Socket(#[from] SocketError),
     #[error("the server at {address} does not accept TLS, which sslmode={mode} requires")]
     TlsRefused { address: String, mode: &'static str },
     #[error("TLS handshake with {address} failed: {source}")]
@@ -144,9 +137,11 @@ pub enum CopyMessage {
 }
 
 pub struct ReplicationConnection {
-    transport: Transport,
+    transport: Watched<Transport>,
     read_buffer: BytesMut,
     write_buffer: BytesMut,
+    /// The server process of this session (from BackendKeyData).
+    backend_pid: Option<i32>,
 }
 
 impl ReplicationConnection {
@@ -161,6 +156,7 @@ impl ReplicationConnection {
             transport,
             read_buffer: BytesMut::with_capacity(64 * 1024),
             write_buffer: BytesMut::with_capacity(1024),
+            backend_pid: None,
         };
         let application_name = url.application_name.as_deref().unwrap_or(application_name);
         let parameters = [
@@ -174,6 +170,7 @@ impl ReplicationConnection {
             ("IntervalStyle", "iso_8601"),
             ("extra_float_digits", "3"),
             ("bytea_output", "hex"),
+            ("options", SERVER_SIDE_KEEPALIVE_OPTIONS),
         ];
         frontend::startup_message(parameters, &mut connection.write_buffer)?;
         connection.flush().await?;
@@ -271,9 +268,17 @@ impl ReplicationConnection {
                 backend::Message::ErrorResponse(body) => {
                     return Err(ConnectionError::Server(ServerError::from_body(&body)));
                 }
+                backend::Message::BackendKeyData(body) => {
+                    self.backend_pid = Some(body.process_id())
+                }
                 _ => {}
             }
         }
+    }
+
+    /// The server process serving this session, when the server said.
+    pub fn backend_pid(&self) -> Option<i32> {
+        self.backend_pid
     }
 
     /// Runs one command with the simple query protocol, the only one a walsender accepts.
@@ -416,35 +421,29 @@ fn unexpected(context: &str) -> ConnectionError {
     ConnectionError::Protocol(format!("an unexpected message {context}"))
 }
 
-async fn open_transport(url: &DatabaseUrl) -> Result<Transport, ConnectionError> {
-    let timeout = url.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT);
+/// The socket with TLS negotiated as `sslmode` asks, watched for a silent peer: the
+/// stream asks the server for a keepalive when it has been quiet, so a peer that owes
+/// one for [`ANSWER_TIMEOUT`] is dead.
+async fn open_transport(url: &DatabaseUrl) -> Result<Watched<Transport>, ConnectionError> {
+    let socket = open_socket(url).await?;
+    let Transport::Tcp(mut stream) = socket else {
+        return Ok(Watched::new(socket, ANSWER_TIMEOUT));
+    };
+    let Some(config) = client_config(url.sslmode, url.sslrootcert.as_deref())? else {
+        return Ok(Watched::new(Transport::Tcp(stream), ANSWER_TIMEOUT));
+    };
     let host = match &url.host {
-        Host::Unix(directory) => {
-            let path = directory.join(format!(".s.PGSQL.{}", url.port));
-            let address = path.display().to_string();
-            let stream = with_timeout(&address, timeout, UnixStream::connect(&path)).await?;
-            return Ok(Transport::Unix(stream));
-        }
-        Host::Tcp(host) => host,
+        Host::Tcp(host) => host.as_str(),
+        Host::Unix(_) => "localhost",
     };
     let address = format!("{host}:{}", url.port);
-    let mut stream = with_timeout(
-        &address,
-        timeout,
-        TcpStream::connect((host.as_str(), url.port)),
-    )
-    .await?;
-    stream.set_nodelay(true)?;
-    let Some(config) = client_config(url.sslmode, url.sslrootcert.as_deref())? else {
-        return Ok(Transport::Tcp(stream));
-    };
     let mut request = BytesMut::new();
     frontend::ssl_request(&mut request);
     stream.write_all(&request).await?;
     let answer = stream.read_u8().await?;
     if answer != b'S' {
         return match url.sslmode {
-            SslMode::Prefer => Ok(Transport::Tcp(stream)),
+            SslMode::Prefer => Ok(Watched::new(Transport::Tcp(stream), ANSWER_TIMEOUT)),
             mode => Err(ConnectionError::TlsRefused {
                 address,
                 mode: mode.as_str(),
@@ -452,29 +451,11 @@ async fn open_transport(url: &DatabaseUrl) -> Result<Transport, ConnectionError>
         };
     }
     let server_name = ServerName::try_from(host.trim_matches(['[', ']']).to_string())
-        .map_err(|_| ConnectionError::ServerName(host.clone()))?;
+        .map_err(|_| ConnectionError::ServerName(host.to_string()))?;
     let connector = tokio_rustls::TlsConnector::from(Arc::clone(&config));
     let tls = connector
         .connect(server_name, stream)
         .await
         .map_err(|source| ConnectionError::TlsHandshake { address, source })?;
-    Ok(Transport::Tls(Box::new(tls)))
-}
-
-async fn with_timeout<T>(
-    address: &str,
-    timeout: Duration,
-    connect: impl Future<Output = io::Result<T>>,
-) -> Result<T, ConnectionError> {
-    match tokio::time::timeout(timeout, connect).await {
-        Ok(Ok(stream)) => Ok(stream),
-        Ok(Err(source)) => Err(ConnectionError::Connect {
-            address: address.to_string(),
-            source,
-        }),
-        Err(_) => Err(ConnectionError::ConnectTimeout {
-            address: address.to_string(),
-            seconds: timeout.as_secs(),
-        }),
-    }
+    Ok(Watched::new(Transport::Tls(Box::new(tls)), ANSWER_TIMEOUT))
 }

@@ -12,6 +12,7 @@ use crate::postgres::{self, DatabaseUrl};
 use crate::store::Wakeups;
 
 const RECONNECT_AFTER: Duration = Duration::from_secs(1);
+const PROBE_INTERVAL: Duration = Duration::from_secs(15);
 
 pub(super) async fn wake_on_notifications(url: DatabaseUrl, wakeups: Arc<Wakeups>) {
     loop {
@@ -21,11 +22,21 @@ pub(super) async fn wake_on_notifications(url: DatabaseUrl, wakeups: Arc<Wakeups
                     .batch_execute(&format!("LISTEN {WAKE_CHANNEL}"))
                     .await
                 {
-                    Ok(()) => {
-                        while let Some(notification) = notifications.recv().await {
-                            wakeups.wake(notification.payload());
+                    Ok(()) => loop {
+                        tokio::select! {
+                            notification = notifications.recv() => match notification {
+                                Some(notification) => wakeups.wake(notification.payload()),
+                                None => break,
+                            },
+                            // A listening session only reads; asking something now and
+                            // then lets a dead peer be noticed (the connection is watched).
+                            _ = tokio::time::sleep(PROBE_INTERVAL) => {
+                                if client.batch_execute("SELECT 1").await.is_err() {
+                                    break;
+                                }
+                            }
                         }
-                    }
+                    },
                     Err(error) => {
                         debug!(error = %postgres::describe(&error), "cannot listen for wake-ups")
                     }

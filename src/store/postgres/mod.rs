@@ -38,7 +38,7 @@ use crate::store::{StoreError, Wakeups};
 /// Connections the store keeps: delivery lanes, ingest, pages and pruning share them.
 const POOL_SIZE: usize = 16;
 /// A store query stuck behind a lock fails instead of stalling its stage for ever.
-const STATEMENT_TIMEOUT: Duration = Duration::from_secs(30);
+const STATEMENT_TIMEOUT: Duration = Duration::from_secs(15);
 /// The channel of wake-ups between instances.
 const WAKE_CHANNEL: &str = "rowhook_store";
 

@@ -5,9 +5,11 @@
 
 mod client;
 mod failure;
+mod guard;
 mod pausing;
 
 pub use client::{AttemptOptions, ClientError, DeliveryClient, RESPONSE_BODY_LIMIT};
+pub use guard::ignored_proxy_variables;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -59,7 +59,9 @@ pub(super) fn denied_literal(deny: &DenyList, url: &Url) -> Option<DeniedTarget>
 }
 
 /// The proxy variables set in `environment`, which a client with a deny list ignores.
-pub fn ignored_proxy_variables(environment: &dyn Fn(&str) -> Option<String>) -> Vec<&'static str> {
+pub(super) fn ignored_proxy_variables(
+    environment: &dyn Fn(&str) -> Option<String>,
+) -> Vec<&'static str> {
     PROXY_VARIABLES
         .into_iter()
         .filter(|name| environment(name).is_some_and(|value| !value.trim().is_empty()))

@@ -151,3 +151,33 @@ async fn targets_outside_the_denied_ranges_are_delivered() {
     targets.sort();
     assert_eq!(targets, ["/literal", "/name"]);
 }
+
+#[tokio::test]
+async fn send_test_is_refused_by_the_same_guard() {
+    let receiver = Receiver::start().await;
+    let port = receiver.address.port();
+    let rest = format!(
+        "[delivery]\ndeny = [\"loopback\"]\n\n[models.order]\ntable = \"orders\"\n\n{}",
+        webhook("name", &format!("http://localhost:{port}/name")),
+    );
+    let (_database, config) = prepared(&rest).await;
+    let output = rowhook(&config, &["send-test", "name", "--item", r#"{"id": 1}"#]);
+    let report = text(&output.stdout);
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "{report}{}",
+        text(&output.stderr)
+    );
+    assert!(report.contains("  denied after "), "{report}");
+    assert!(
+        report.contains("  error: localhost resolves to "),
+        "{report}"
+    );
+    assert!(
+        text(&output.stderr).contains("which delivery.deny refuses (range loopback)"),
+        "{}",
+        text(&output.stderr)
+    );
+    assert_eq!(receiver.count(), 0);
+}

@@ -281,6 +281,18 @@ impl DenyList {
     }
 }
 
+#[cfg(test)]
+impl DenyList {
+    /// A list of entries the test knows to be valid.
+    pub(crate) fn of(entries: &[&str]) -> DenyList {
+        let ranges = entries
+            .iter()
+            .map(|entry| DenyRange::parse(entry).unwrap_or_else(|error| panic!("{error}")))
+            .collect();
+        DenyList::new(ranges)
+    }
+}
+
 /// The IPv4 address an IPv6 address stands for, if it has one of the forms that reach an
 /// IPv4 host: mapped `::ffff:a.b.c.d`, compatible `::a.b.c.d` (but not `::` or `::1`,
 /// which are IPv6's own) and NAT64 `64:ff9b::a.b.c.d`.

@@ -4,21 +4,12 @@ use std::net::{IpAddr, SocketAddr};
 
 use super::*;
 
-fn list(entries: &[&str]) -> DenyList {
-    DenyList::new(
-        entries
-            .iter()
-            .map(|entry| DenyRange::parse(entry).unwrap())
-            .collect(),
-    )
-}
-
 fn address(text: &str) -> IpAddr {
     text.parse().unwrap()
 }
 
 fn denying(entries: &[&str], text: &str) -> Option<String> {
-    list(entries)
+    DenyList::of(entries)
         .denying(address(text))
         .map(|range| range.to_string())
 }
@@ -205,7 +196,7 @@ fn socket(text: &str) -> SocketAddr {
 
 #[test]
 fn denied_addresses_are_dropped_and_the_rest_kept() {
-    let deny = list(&["private", "loopback"]);
+    let deny = DenyList::of(&["private", "loopback"]);
     let allowed = deny
         .allowed(
             "mixed.example",
@@ -222,7 +213,7 @@ fn denied_addresses_are_dropped_and_the_rest_kept() {
 
 #[test]
 fn a_host_with_only_denied_addresses_is_refused_with_a_clear_text() {
-    let deny = list(&["private", "loopback"]);
+    let deny = DenyList::of(&["private", "loopback"]);
     let denied = deny
         .allowed("localhost", vec![socket("::1"), socket("127.0.0.1")])
         .unwrap_err();

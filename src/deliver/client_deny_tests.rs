@@ -10,7 +10,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
 use super::*;
-use crate::deny::DenyRange;
 
 /// A server that answers every connection with `200 OK` and counts the connections.
 struct Counting {
@@ -54,11 +53,7 @@ impl Counting {
 }
 
 fn client(entries: &[&str]) -> DeliveryClient {
-    let ranges = entries
-        .iter()
-        .map(|entry| DenyRange::parse(entry).unwrap())
-        .collect();
-    DeliveryClient::new(&DenyList::new(ranges)).unwrap()
+    DeliveryClient::new(&DenyList::of(entries)).unwrap()
 }
 
 fn get(url: String) -> Request {

@@ -71,19 +71,10 @@ pub(super) fn ignored_proxy_variables(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::deny::DenyRange;
-
-    fn deny(entries: &[&str]) -> DenyList {
-        DenyList::new(
-            entries
-                .iter()
-                .map(|entry| DenyRange::parse(entry).unwrap())
-                .collect(),
-        )
-    }
 
     fn denied(entries: &[&str], url: &str) -> Option<String> {
-        denied_literal(&deny(entries), &Url::parse(url).unwrap()).map(|denied| denied.to_string())
+        denied_literal(&DenyList::of(entries), &Url::parse(url).unwrap())
+            .map(|denied| denied.to_string())
     }
 
     #[test]

@@ -86,7 +86,6 @@ fn denied_warning(deny: &DenyList, host: &str, addresses: Vec<SocketAddr>) -> Op
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::deny::DenyRange;
 
     fn socket(text: &str) -> SocketAddr {
         SocketAddr::new(text.parse().unwrap(), 443)
@@ -94,7 +93,7 @@ mod tests {
 
     #[test]
     fn hosts_with_denied_addresses_are_warned_about() {
-        let deny = DenyList::new(vec![DenyRange::parse("private").unwrap()]);
+        let deny = DenyList::of(&["private"]);
         assert_eq!(
             denied_warning(&deny, "crm.internal", vec![socket("10.0.0.7")]).as_deref(),
             Some(

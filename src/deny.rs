@@ -296,7 +296,7 @@ impl DenyList {
 /// The IPv4 address an IPv6 address stands for, if it has one of the forms that reach an
 /// IPv4 host: mapped `::ffff:a.b.c.d`, compatible `::a.b.c.d` (but not `::` or `::1`,
 /// which are IPv6's own) and NAT64 `64:ff9b::a.b.c.d`.
-pub fn embedded_ipv4(address: IpAddr) -> Option<Ipv4Addr> {
+fn embedded_ipv4(address: IpAddr) -> Option<Ipv4Addr> {
     const NAT64: Network = Network::v6(Ipv6Addr::new(0x64, 0xff9b, 0, 0, 0, 0, 0, 0), 96);
     let IpAddr::V6(address) = address else {
         return None;
@@ -305,7 +305,8 @@ pub fn embedded_ipv4(address: IpAddr) -> Option<Ipv4Addr> {
         return Some(mapped);
     }
     let bits = u128::from(address);
-    let low = Ipv4Addr::from((bits & u128::from(u32::MAX)) as u32);
+    // The low 32 bits, where every one of these forms keeps the IPv4 address.
+    let low = Ipv4Addr::from(bits as u32);
     let is_compatible = bits >> 32 == 0 && bits > 1;
     (is_compatible || NAT64.contains(IpAddr::V6(address))).then_some(low)
 }

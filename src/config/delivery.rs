@@ -21,7 +21,7 @@ pub(super) const KEYS: [&str; 7] = [
 ];
 
 /// Keys of `[delivery]` alone: they hold for every webhook and cannot be overridden.
-const GLOBAL_KEYS: [&str; 1] = ["deny"];
+pub(super) const GLOBAL_KEYS: [&str; 1] = ["deny"];
 
 /// Headers the HTTP client sets itself; configuration may not.
 pub(super) const CLIENT_HEADERS: [&str; 3] = ["content-length", "transfer-encoding", "connection"];
@@ -50,6 +50,19 @@ pub(super) fn read_global(reader: &mut Reader, document: &Table) -> DeliveryConf
             read_overrides(reader, table, "delivery", &defaults())
         }
         None => defaults(),
+    }
+}
+
+/// A `[delivery]`-only key in a webhook's or alert target's table gets its reason, not
+/// "unknown key": the name is right, the place is not.
+pub(super) fn reject_global_keys(reader: &mut Reader, table: &Table, path: &str) {
+    for key in GLOBAL_KEYS {
+        if table.contains_key(key) {
+            reader.error(
+                key_path(path, key),
+                "only in [delivery]: one deny list holds for every webhook and alert target",
+            );
+        }
     }
 }
 

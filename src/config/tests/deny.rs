@@ -62,8 +62,16 @@ fn each_mistaken_entry_is_named_by_its_key_path() {
 
 #[test]
 fn deny_is_not_a_per_webhook_key() {
-    assert!(
-        error(&with_webhook("deny = [\"loopback\"]"))
-            .starts_with("config/rowhook.toml: webhooks[0].deny: unknown key"),
+    assert_eq!(
+        error(&with_webhook("deny = [\"loopback\"]")),
+        "config/rowhook.toml: webhooks[0].deny: only in [delivery]: one deny list holds for \
+         every webhook and alert target"
+    );
+    assert_eq!(
+        error(&format!(
+            "{MINIMAL}\n[[alerts]]\nname = \"ops\"\nurl = \"https://chat.example.com/hook\"\ndeny = []\n"
+        )),
+        "config/rowhook.toml: alerts[0].deny: only in [delivery]: one deny list holds for \
+         every webhook and alert target"
     );
 }

@@ -21,7 +21,7 @@ pub(super) const KEYS: [&str; 7] = [
 ];
 
 /// Keys of `[delivery]` alone: they hold for every webhook and cannot be overridden.
-pub(super) const GLOBAL_KEYS: [&str; 1] = ["deny"];
+const GLOBAL_KEYS: [&str; 1] = ["deny"];
 
 /// Headers the HTTP client sets itself; configuration may not.
 pub(super) const CLIENT_HEADERS: [&str; 3] = ["content-length", "transfer-encoding", "connection"];
@@ -53,9 +53,22 @@ pub(super) fn read_global(reader: &mut Reader, document: &Table) -> DeliveryConf
     }
 }
 
-/// A `[delivery]`-only key in a webhook's or alert target's table gets its reason, not
-/// "unknown key": the name is right, the place is not.
-pub(super) fn reject_global_keys(reader: &mut Reader, table: &Table, path: &str) {
+/// Reports the keys of a webhook's or alert target's table that are neither its `own`
+/// nor delivery overrides. A `[delivery]`-only key gets its reason, not "unknown key":
+/// the name is right, the place is not.
+pub(super) fn reject_unknown_target_keys(
+    reader: &mut Reader,
+    table: &Table,
+    path: &str,
+    own: &[&str],
+) {
+    let known: Vec<&str> = own
+        .iter()
+        .chain(&KEYS)
+        .chain(&GLOBAL_KEYS)
+        .copied()
+        .collect();
+    reader.reject_unknown_keys(path, table, &known);
     for key in GLOBAL_KEYS {
         if table.contains_key(key) {
             reader.error(

@@ -143,16 +143,20 @@ pub enum ErrorKind {
     Redirect,
     Status,
     Body,
+    /// The target's address is in a `delivery.deny` range (CONTRACT §12); nothing was
+    /// sent.
+    Denied,
 }
 
 impl ErrorKind {
-    pub const ALL: [ErrorKind; 6] = [
+    pub const ALL: [ErrorKind; 7] = [
         ErrorKind::Timeout,
         ErrorKind::Connect,
         ErrorKind::Tls,
         ErrorKind::Redirect,
         ErrorKind::Status,
         ErrorKind::Body,
+        ErrorKind::Denied,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -163,6 +167,7 @@ impl ErrorKind {
             ErrorKind::Redirect => "redirect",
             ErrorKind::Status => "status",
             ErrorKind::Body => "body",
+            ErrorKind::Denied => "denied",
         }
     }
 }

@@ -31,6 +31,7 @@
 //! - [`store`]: the [`store::EventStore`] interface and its backends: sled (embedded, the
 //!   default) and PostgreSQL (shared by several instances, CONTRACT §10).
 //! - [`deliver`]: per-webhook lanes that claim due events, attempt and record them.
+//! - [`deny`]: the SSRF guard's address ranges (`delivery.deny`), pure.
 //! - [`outgoing`], [`signature`]: the request an attempt sends, and its Standard Webhooks
 //!   signature.
 //! - [`history`]: typed views of events and attempts, and redelivery, for the admin
@@ -56,6 +57,7 @@ pub mod capture;
 pub mod change;
 pub mod config;
 pub mod deliver;
+pub mod deny;
 pub mod envelope;
 pub mod event;
 pub mod history;

@@ -12,8 +12,8 @@ use crate::store::Counts;
 const LATENCY_BUCKETS: [f64; 14] = [
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 60.0, 300.0, 900.0,
 ];
-const OUTCOMES: [&str; 7] = [
-    "success", "timeout", "connect", "tls", "redirect", "status", "body",
+const OUTCOMES: [&str; 8] = [
+    "success", "timeout", "connect", "tls", "redirect", "status", "body", "denied",
 ];
 
 #[derive(Default)]
@@ -42,6 +42,7 @@ fn outcome_index(kind: Option<ErrorKind>) -> usize {
         Some(ErrorKind::Redirect) => 4,
         Some(ErrorKind::Status) => 5,
         Some(ErrorKind::Body) => 6,
+        Some(ErrorKind::Denied) => 7,
     }
 }
 
@@ -205,5 +206,19 @@ impl Metrics {
             "# HELP rowhook_capture_streaming 1 while the replication stream is up.\n# TYPE rowhook_capture_streaming gauge\nrowhook_capture_streaming {streaming}"
         );
         text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_error_kind_has_its_own_outcome_label() {
+        assert_eq!(OUTCOMES[outcome_index(None)], "success");
+        for kind in ErrorKind::ALL {
+            assert_eq!(OUTCOMES[outcome_index(Some(kind))], kind.as_str());
+        }
+        assert_eq!(OUTCOMES.len(), ErrorKind::ALL.len() + 1);
     }
 }

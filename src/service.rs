@@ -80,7 +80,7 @@ pub async fn serve(
 ) -> Result<(), ServiceError> {
     let url = DatabaseUrl::parse(&config.source.url).map_err(ServiceError::DatabaseUrl)?;
     let router = Arc::new(router);
-    let client = DeliveryClient::new()?;
+    let client = DeliveryClient::new(&config.deny)?;
     // Where replication resumes if the slot is further behind; notify mode's outbox
     // keeps its own place (rows are deleted once durable).
     let start = store.resume_position().await?.unwrap_or_default();

@@ -215,3 +215,64 @@ async fn a_wrong_password_and_wal_level_replica() {
         text(&check.stdout)
     );
 }
+
+const DENYING: &str = "\n[delivery]\ndeny = [\"loopback\", \"link-local\"]\n\n\
+    [[webhooks]]\nname = \"by-name\"\nmodel = \"order\"\nurl = \"http://localhost:9/orders\"\n\n\
+    [[webhooks]]\nname = \"templated\"\nmodel = \"order\"\nurl = \"http://127.0.0.1:9/orders/{{ item.id }}\"\n\n\
+    [[alerts]]\nname = \"metadata\"\nurl = \"http://169.254.169.254/alerts\"\n";
+
+#[test]
+fn denied_literal_targets_are_warned_about_offline() {
+    let path = write("deny.toml", &format!("{VALID}{DENYING}"));
+    let output = std::process::Command::new(support::rowhook_binary())
+        .arg("--config")
+        .arg(&path)
+        .args(["check", "--offline"])
+        .env("HTTPS_PROXY", "http://proxy.invalid:3128")
+        .env_remove("https_proxy")
+        .env_remove("HTTP_PROXY")
+        .env_remove("http_proxy")
+        .env_remove("ALL_PROXY")
+        .env_remove("all_proxy")
+        .output()
+        .unwrap();
+    let report = text(&output.stdout);
+    assert!(
+        output.status.success(),
+        "warnings only: {report}{}",
+        text(&output.stderr)
+    );
+    let warnings: Vec<&str> = report
+        .lines()
+        .filter(|line| line.starts_with("warning:"))
+        .collect();
+    assert_eq!(
+        warnings,
+        [
+            "warning: delivery.deny is set, so HTTPS_PROXY is ignored: deliveries connect directly, so that the guard sees the addresses they connect to",
+            "warning: webhook \"order-to-warehouse\": address 127.0.0.1, which delivery.deny refuses (range loopback); its attempts will fail as denied",
+            "warning: alert target \"metadata\": address 169.254.169.254, which delivery.deny refuses (range link-local); its attempts will fail as denied",
+        ],
+        "host names are not looked up offline, templated URLs are left to the attempts: {report}"
+    );
+}
+
+#[tokio::test]
+async fn denied_host_names_are_warned_about_online() {
+    let database = TestDatabase::create().await;
+    database
+        .execute("CREATE TABLE orders (id integer PRIMARY KEY)")
+        .await;
+    let config = database.write_config(&format!("[models.order]\ntable = \"orders\"\n{DENYING}"));
+    let setup = rowhook(&config, &["setup"]);
+    assert!(setup.status.success(), "{}", text(&setup.stderr));
+    let check = rowhook(&config, &["check"]);
+    let report = text(&check.stdout);
+    assert!(check.status.success(), "{report}{}", text(&check.stderr));
+    assert!(
+        report.lines().any(|line| line
+            .starts_with("warning: webhook \"by-name\": localhost resolves to ")
+            && line.contains("which delivery.deny refuses (range loopback)")),
+        "{report}"
+    );
+}

@@ -5,6 +5,7 @@ use std::path::Path;
 use rowhook::capture::{Finding, Severity};
 use rowhook::capture::{notify, replication};
 use rowhook::config::SourceMode;
+use rowhook::deliver::check_targets;
 use rowhook::inbound::check_inbound;
 use rowhook::model::check_relations;
 use rowhook::postgres;
@@ -29,6 +30,10 @@ pub(crate) async fn run(path: &Path, offline: bool) -> Result<(), Failure> {
         config.file.display(),
         parts.join(", ")
     );
+    // Only warnings: they never fail `check`, offline or not.
+    for finding in check_targets(&config, !offline).await {
+        println!("{finding}");
+    }
     if offline {
         return Ok(());
     }

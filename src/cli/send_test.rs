@@ -83,7 +83,7 @@ pub(crate) async fn run(path: &Path, name: &str, item: Option<&str>) -> Result<(
         request_text(&masked_request(&routed.id, &request, Some(webhook)))
     );
 
-    let client = DeliveryClient::new().context("cannot build the HTTP client")?;
+    let client = DeliveryClient::new(&config.deny).context("cannot build the HTTP client")?;
     let options = AttemptOptions {
         number: 1,
         outgoing: Outgoing {

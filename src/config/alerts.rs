@@ -108,8 +108,7 @@ pub(super) fn read_alerts(
     let mut alerts: Vec<AlertConfig> = Vec::new();
     for (index, table) in reader.array_of_tables(document, "", "alerts") {
         let path = index_path("alerts", index);
-        let known: Vec<&str> = OWN_KEYS.iter().chain(&delivery::KEYS).copied().collect();
-        reader.reject_unknown_keys(&path, table, &known);
+        delivery::reject_unknown_target_keys(reader, table, &path, &OWN_KEYS);
         let name = read_name(reader, table, &path, "alert target");
         if !name.is_empty() && alerts.iter().any(|alert| alert.name == name) {
             reader.error(

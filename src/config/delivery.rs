@@ -6,6 +6,7 @@ use toml::Table;
 
 use super::reader::{Reader, key_path};
 use super::{DeliveryConfig, Ordering};
+use crate::deny::{DenyList, DenyRange};
 use crate::rate::parse_rate;
 
 /// The keys of `[delivery]`, which every webhook may set for itself too.
@@ -18,6 +19,9 @@ pub(super) const KEYS: [&str; 7] = [
     "pause_after",
     "ordering",
 ];
+
+/// Keys of `[delivery]` alone: they hold for every webhook and cannot be overridden.
+const GLOBAL_KEYS: [&str; 1] = ["deny"];
 
 /// Headers the HTTP client sets itself; configuration may not.
 pub(super) const CLIENT_HEADERS: [&str; 3] = ["content-length", "transfer-encoding", "connection"];
@@ -41,11 +45,57 @@ fn defaults() -> DeliveryConfig {
 pub(super) fn read_global(reader: &mut Reader, document: &Table) -> DeliveryConfig {
     match reader.table(document, "", "delivery") {
         Some(table) => {
-            reader.reject_unknown_keys("delivery", table, &KEYS);
+            let known: Vec<&str> = KEYS.iter().chain(&GLOBAL_KEYS).copied().collect();
+            reader.reject_unknown_keys("delivery", table, &known);
             read_overrides(reader, table, "delivery", &defaults())
         }
         None => defaults(),
     }
+}
+
+/// Reports the keys of a webhook's or alert target's table that are neither its `own`
+/// nor delivery overrides. A `[delivery]`-only key gets its reason, not "unknown key":
+/// the name is right, the place is not.
+pub(super) fn reject_unknown_target_keys(
+    reader: &mut Reader,
+    table: &Table,
+    path: &str,
+    own: &[&str],
+) {
+    let known: Vec<&str> = own
+        .iter()
+        .chain(&KEYS)
+        .chain(&GLOBAL_KEYS)
+        .copied()
+        .collect();
+    reader.reject_unknown_keys(path, table, &known);
+    for key in GLOBAL_KEYS {
+        if table.contains_key(key) {
+            reader.error(
+                key_path(path, key),
+                "only in [delivery]: one deny list holds for every webhook and alert target",
+            );
+        }
+    }
+}
+
+/// `[delivery] deny`: every entry a range name, a CIDR block or an address. A mistaken
+/// entry is reported at its own key path (`delivery.deny[1]`) and left out.
+pub(super) fn read_deny(reader: &mut Reader, document: &Table) -> DenyList {
+    let Some(table) = document.get("delivery").and_then(|value| value.as_table()) else {
+        return DenyList::default();
+    };
+    let Some(entries) = reader.string_array(table, "delivery", "deny") else {
+        return DenyList::default();
+    };
+    let mut ranges = Vec::with_capacity(entries.len());
+    for (path, entry) in entries {
+        match DenyRange::parse(entry.text.trim()) {
+            Ok(range) => ranges.push(range),
+            Err(error) => reader.error(path, error),
+        }
+    }
+    DenyList::new(ranges)
 }
 
 /// `base` with the delivery keys found in `table` (at key path `path`) applied. A key

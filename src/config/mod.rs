@@ -62,6 +62,9 @@ pub struct Config {
     pub admin: Option<AdminConfig>,
     /// The global `[delivery]` table; `concurrency` here caps all webhooks together.
     pub delivery: DeliveryConfig,
+    /// `[delivery] deny`, the SSRF guard (CONTRACT §12): one list for every webhook and
+    /// alert target, so it is not a per-webhook key (all share one HTTP client).
+    pub deny: crate::deny::DenyList,
     /// By model name.
     pub models: BTreeMap<String, ModelConfig>,
     /// In file order.
@@ -455,6 +458,7 @@ pub fn parse(
     let mut store = sections::read_store(&mut reader, &document, &source);
     let admin = sections::read_admin(&mut reader, &document);
     let delivery = delivery::read_global(&mut reader, &document);
+    let deny = delivery::read_deny(&mut reader, &document);
     let models = sections::read_models(&mut reader, &document);
     relations::check_related_models(&mut reader, &models);
     let alerts = alerts::read_alerts(&mut reader, &document, &delivery);
@@ -476,6 +480,7 @@ pub fn parse(
         store,
         admin,
         delivery,
+        deny,
         models: models
             .into_iter()
             .filter_map(|(name, model)| Some((name, model?)))

@@ -60,8 +60,7 @@ fn read_webhook(
     models: &BTreeMap<String, Option<ModelConfig>>,
     global_delivery: &DeliveryConfig,
 ) -> WebhookConfig {
-    let known: Vec<&str> = OWN_KEYS.iter().chain(&delivery::KEYS).copied().collect();
-    reader.reject_unknown_keys(path, table, &known);
+    delivery::reject_unknown_target_keys(reader, table, path, &OWN_KEYS);
 
     let name = read_name(reader, table, path, "webhook");
     let model = read_model_reference(reader, table, path, models);

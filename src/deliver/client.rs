@@ -6,17 +6,21 @@
 //!   timeout, is a success; redirects are never followed;
 //! - the timeout covers the whole exchange: connect, TLS, sending, the answer's head and
 //!   the body we read;
-//! - the first 4 KiB of the response body are kept, and no more is downloaded.
+//! - the first 4 KiB of the response body are kept, and no more is downloaded;
+//! - with `delivery.deny` (CONTRACT §12), no connection is made to a denied address.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, LOCATION};
 use reqwest::{Method, StatusCode, Url, redirect};
 
 use crate::deliver::failure::{
-    Failure, body_failure, cause_text, invalid_request, redirect_failure, sending_failure,
-    status_line, timeout_failure,
+    Failure, body_failure, cause_text, denied_failure, invalid_request, redirect_failure,
+    sending_failure, status_line, timeout_failure,
 };
+use crate::deliver::guard::{GuardedResolver, denied_literal, ignored_proxy_variables};
+use crate::deny::DenyList;
 use crate::event::{Attempt, ErrorKind, Request};
 use crate::outgoing::Outgoing;
 use crate::time::unix_ms;
@@ -44,17 +48,32 @@ pub struct AttemptOptions<'a> {
 #[derive(Clone, Debug)]
 pub struct DeliveryClient {
     http: reqwest::Client,
+    deny: Arc<DenyList>,
 }
 
 impl DeliveryClient {
-    pub fn new() -> Result<DeliveryClient, ClientError> {
-        // Proxy variables (HTTPS_PROXY, NO_PROXY) are honoured, as reqwest does by
-        // default: egress from a database host often has to go through one.
-        let http = reqwest::Client::builder()
-            .redirect(redirect::Policy::none())
-            .build()
-            .map_err(ClientError::Build)?;
-        Ok(DeliveryClient { http })
+    /// A client that refuses the addresses `deny` names; an empty list refuses none.
+    pub fn new(deny: &DenyList) -> Result<DeliveryClient, ClientError> {
+        let deny = Arc::new(deny.clone());
+        let mut builder = reqwest::Client::builder().redirect(redirect::Policy::none());
+        // Without a deny list, proxy variables (HTTPS_PROXY, NO_PROXY) are honoured, as
+        // reqwest does by default: egress from a database host often has to go through one.
+        if !deny.is_empty() {
+            // Through a proxy, the proxy resolves and dials the target and the guard
+            // would see only the proxy's address: with a deny list, connect directly.
+            let ignored = ignored_proxy_variables(&|name| std::env::var(name).ok());
+            if !ignored.is_empty() {
+                tracing::warn!(
+                    variables = %ignored.join(", "),
+                    "delivery.deny is set, so proxy variables are ignored: the guard must see the addresses delivery connects to"
+                );
+            }
+            builder = builder.no_proxy().dns_resolver(GuardedResolver {
+                deny: Arc::clone(&deny),
+            });
+        }
+        let http = builder.build().map_err(ClientError::Build)?;
+        Ok(DeliveryClient { http, deny })
     }
 
     /// Sends `request` once and records the outcome.
@@ -146,6 +165,9 @@ impl DeliveryClient {
                 url.scheme()
             )));
         }
+        if let Some(denied) = denied_literal(&self.deny, &url) {
+            return Err(denied_failure(&denied));
+        }
         let headers = options
             .outgoing
             .headers(request, timestamp)
@@ -212,3 +234,7 @@ fn body_text(body: &[u8]) -> String {
 #[cfg(test)]
 #[path = "client_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "client_deny_tests.rs"]
+mod deny_tests;

@@ -88,7 +88,7 @@ fn options<'a>(secret: Option<&'a str>) -> AttemptOptions<'a> {
 }
 
 async fn attempt(request: &Request) -> Attempt {
-    let client = DeliveryClient::new().unwrap();
+    let client = DeliveryClient::new(&DenyList::default()).unwrap();
     client.attempt(request, &options(None)).await
 }
 
@@ -364,7 +364,7 @@ async fn short_success_body_is_body() {
 async fn sends_event_id_user_agent_content_type_and_a_valid_signature() {
     let (url, server) = answer_once("HTTP/1.1 204 No Content\r\n\r\n").await;
     let body = r#"{"id":42,"status":"paid"}"#;
-    let client = DeliveryClient::new().unwrap();
+    let client = DeliveryClient::new(&DenyList::default()).unwrap();
     let record = client
         .attempt(&post(&url, body), &options(Some(SECRET)))
         .await;
@@ -439,7 +439,7 @@ async fn invalid_requests_become_attempts() {
         );
     }
 
-    let client = DeliveryClient::new().unwrap();
+    let client = DeliveryClient::new(&DenyList::default()).unwrap();
     let record = client
         .attempt(
             &post("http://127.0.0.1:9/", "{}"),

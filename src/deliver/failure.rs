@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 
+use crate::deny::DeniedTarget;
 use crate::event::ErrorKind;
 
 /// Error texts are shown on one line in tables; longer causes are cut here.
@@ -31,9 +32,17 @@ pub(super) fn invalid_request(reason: String) -> Failure {
     Failure::new(ErrorKind::Connect, format!("invalid request: {reason}"))
 }
 
+pub(super) fn denied_failure(denied: &DeniedTarget) -> Failure {
+    Failure::new(ErrorKind::Denied, denied.to_string())
+}
+
 pub(super) fn sending_failure(error: &reqwest::Error, timeout: Duration) -> Failure {
     if error.is_timeout() {
         return timeout_failure(timeout, None);
+    }
+    // The guarded resolver's refusal, wrapped by the connector as a DNS error.
+    if let Some(denied) = causes(error).find_map(|cause| cause.downcast_ref::<DeniedTarget>()) {
+        return denied_failure(denied);
     }
     if let Some(tls) = tls_cause(error) {
         return Failure::new(ErrorKind::Tls, format!("TLS handshake failed: {tls}"));

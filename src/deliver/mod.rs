@@ -5,9 +5,12 @@
 
 mod client;
 mod failure;
+mod guard;
 mod pausing;
+mod targets;
 
 pub use client::{AttemptOptions, ClientError, DeliveryClient, RESPONSE_BODY_LIMIT};
+pub use targets::check_targets;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -120,7 +120,8 @@ pub struct AttemptView {
     pub started_at: String,
     pub duration_ms: u64,
     pub status_code: Option<u16>,
-    /// `success`, or the error kind (`timeout`, `connect`, `tls`, `redirect`, `status`, `body`).
+    /// `success`, or the error kind (`timeout`, `connect`, `tls`, `redirect`, `status`,
+    /// `body`, `denied`).
     pub outcome: String,
     pub error: Option<String>,
     pub response_body: String,

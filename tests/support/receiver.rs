@@ -60,10 +60,15 @@ impl Receiver {
 
     /// Starts on `port` (0 for any free one).
     pub(crate) async fn start_on(port: u16) -> Receiver {
-        let listener = TcpListener::bind(("127.0.0.1", port))
+        Self::start_at(SocketAddr::from(([127, 0, 0, 1], port)))
             .await
-            .expect("bind receiver");
-        let address = listener.local_addr().expect("receiver address");
+            .expect("bind receiver")
+    }
+
+    /// Starts on `address`, which may be unavailable (such as `[::1]` without IPv6).
+    pub(crate) async fn start_at(address: SocketAddr) -> std::io::Result<Receiver> {
+        let listener = TcpListener::bind(address).await?;
+        let address = listener.local_addr()?;
         let requests = Arc::new(Mutex::new(Vec::new()));
         let responder: Arc<Mutex<Responder>> =
             Arc::new(Mutex::new(Arc::new(|_: &Received| Reply::Status(200))));
@@ -74,13 +79,13 @@ impl Receiver {
             responder.clone(),
             arrived.clone(),
         ));
-        Receiver {
+        Ok(Receiver {
             address,
             requests,
             responder,
             arrived,
             server,
-        }
+        })
     }
 
     pub(crate) fn url(&self, path: &str) -> String {

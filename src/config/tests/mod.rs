@@ -1,6 +1,7 @@
 //! Loading tests: `mistakes` asserts the exact message of each kind of error, `valid`
 //! the values of configurations that load.
 
+mod deny;
 mod mistakes;
 mod mistakes_control;
 mod relations;

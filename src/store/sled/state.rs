@@ -198,6 +198,7 @@ fn error_kind_code(kind: ErrorKind) -> u8 {
         ErrorKind::Redirect => 4,
         ErrorKind::Status => 5,
         ErrorKind::Body => 6,
+        ErrorKind::Denied => 7,
     }
 }
 
@@ -228,6 +229,14 @@ mod tests {
             error: error_kind.map(|kind| format!("{} went wrong", kind.as_str())),
             response_body: "é ok".into(),
         }
+    }
+
+    #[test]
+    fn every_error_kind_has_its_own_code() {
+        for kind in ErrorKind::ALL {
+            assert_eq!(error_kind_from(error_kind_code(kind)), Ok(Some(kind)));
+        }
+        assert_eq!(error_kind_from(0), Ok(None));
     }
 
     #[test]

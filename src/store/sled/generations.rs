@@ -78,6 +78,14 @@ pub(super) fn open(
     std::fs::create_dir_all(path).map_err(io_error(format!("cannot create {}", path.display())))?;
     let lock = lock(path)?;
     let current = current_generation(path)?;
+    if current != 0 && !directory(path, current).is_dir() {
+        // sled would make an empty database there, and the value log would then be
+        // tidied away as unused.
+        return Err(StoreError::corrupt(
+            format!("store at {}", path.display()),
+            format!("{POINTER} names generation {current}, whose directory is missing"),
+        ));
+    }
     discard_all_but(path, current)?;
     let db = configure(&directory(path, current))
         .open()
@@ -101,6 +109,7 @@ pub(super) fn open(
     // The fresh database stays open: sled lets go of a closed one's lock only a moment
     // later, and opening it again could fail on its own lock.
     drop(db);
+    sync_directory(&directory(path, next))?;
     sync_directory(path)?;
     make_current(path, next)?;
     discard_all_but(path, next)?;

@@ -14,12 +14,16 @@
 //!
 //! - a delivery-bound run on the PostgreSQL store: a receiver answering in 50 ms, with 1, 2
 //!   and 3 instances (`instances`).
+//! - the sled store alone, driven through `EventStore` without PostgreSQL: its size after
+//!   each of ten rounds of 100,000 events delivered and pruned (`store-churn`, see
+//!   `store_churn.rs`).
 //!
 //! The cluster runs with `fsync = on` and synchronous commit, as a production server.
 //! `ROWHOOK_BENCH_MODES` (`replication,notify`) and `ROWHOOK_BENCH_SCENARIOS`
-//! (`backlog,big,churn,instances`) narrow a run; `ROWHOOK_BENCH_PERF=DIRECTORY` profiles rowhook.
+//! (`backlog,big,churn,instances,store-churn`) narrow a run; `ROWHOOK_BENCH_PERF=DIRECTORY` profiles rowhook.
 
 mod harness;
+mod store_churn;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -82,9 +86,12 @@ async fn main() {
         }
     }
     let mut columns = Vec::new();
+    let end_to_end = ["backlog", "big", "churn"]
+        .into_iter()
+        .any(|scenario| wanted("ROWHOOK_BENCH_SCENARIOS", scenario));
     for mode in ["replication", "notify"]
         .into_iter()
-        .filter(|mode| wanted("ROWHOOK_BENCH_MODES", mode))
+        .filter(|mode| end_to_end && wanted("ROWHOOK_BENCH_MODES", mode))
     {
         for build in &builds {
             let mut figures = Figures::default();
@@ -121,7 +128,12 @@ async fn main() {
             columns.push((format!("{} {mode}", build.label), figures));
         }
     }
-    print_table(&columns);
+    if end_to_end {
+        print_table(&columns);
+    }
+    if wanted("ROWHOOK_BENCH_SCENARIOS", "store-churn") {
+        store_churn::print_table(&store_churn::store_churn().await);
+    }
     if wanted("ROWHOOK_BENCH_SCENARIOS", "instances") && wanted("ROWHOOK_BENCH_STORES", "postgres")
     {
         let binary = PathBuf::from(env!("CARGO_BIN_EXE_rowhook"));

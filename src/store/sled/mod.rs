@@ -18,6 +18,7 @@ mod append;
 mod chunk;
 mod claim;
 mod codec;
+mod generations;
 mod inbound;
 mod interface;
 mod jobs;
@@ -37,6 +38,7 @@ mod values;
 pub(super) mod tests;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
@@ -69,6 +71,8 @@ pub(super) struct SledStore {
     wakeups: Wakeups,
     /// Each rate-limited webhook's bucket: one process, so memory is the place.
     rates: Mutex<HashMap<String, TokenBucket>>,
+    /// Keeps other processes out of the directory, across sled generations.
+    _lock: File,
 }
 
 /// What the store keeps in memory beside sled.
@@ -132,11 +136,15 @@ impl SledStore {
     /// Opens (or creates) the store at `path`. Fails with [`StoreError::Locked`] when
     /// another process holds it.
     pub(super) fn open(path: &Path) -> Result<SledStore, StoreError> {
-        let db = sled::Config::new()
-            .path(path)
-            .cache_capacity(CACHE_BYTES)
-            .open()
-            .map_err(|error| open_error(path, error))?;
+        let generations::Opened { db, lock } = generations::open(
+            path,
+            |directory| {
+                sled::Config::new()
+                    .path(directory)
+                    .cache_capacity(CACHE_BYTES)
+            },
+            |error| open_error(path, error),
+        )?;
         for name in FIRST_FORMAT_TREES {
             let old = db.open_tree(name).map_err(backend("opening the store"))?;
             if !old.is_empty() {
@@ -157,6 +165,7 @@ impl SledStore {
             inner: Mutex::new(Inner::default()),
             wakeups: Wakeups::default(),
             rates: Mutex::default(),
+            _lock: lock,
         };
         let inner = store.recover()?;
         *store.lock() = inner;

@@ -19,10 +19,10 @@ use crate::store::{
 };
 
 /// A directory of its own under the system's temporary directory, removed on drop.
-struct Scratch(PathBuf);
+pub(super) struct Scratch(pub(super) PathBuf);
 
 impl Scratch {
-    fn new(name: &str) -> Scratch {
+    pub(super) fn new(name: &str) -> Scratch {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|elapsed| elapsed.as_nanos())
@@ -44,7 +44,7 @@ impl Drop for Scratch {
 /// Opens the store at `path`, waiting out the lock of one just dropped in this process:
 /// sled's background flusher lets go of it a moment after the last handle, and on a
 /// loaded machine that moment is longer than a test's next line.
-fn reopen(path: &Path) -> SledStore {
+pub(super) fn reopen(path: &Path) -> SledStore {
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
         match SledStore::open(path) {
@@ -208,21 +208,26 @@ async fn a_row_keeps_its_order_across_reopening() {
     );
 }
 
+/// Appends `evt_0000` to `evt_0299` to webhook `hook` and delivers the first 100.
+pub(super) async fn three_hundred_events_a_hundred_delivered(store: &SledStore) {
+    let events = (0..300)
+        .map(|index| event(&format!("evt_{index:04}"), "hook"))
+        .collect();
+    append(store, events).await;
+    let due = store.claim_due("hook", T0, 100).await.unwrap().events;
+    let done = due
+        .iter()
+        .map(|claimed| finished(claimed, None, &[Duration::ZERO], T0 + 1))
+        .collect();
+    store.record_attempts(done).await.unwrap();
+}
+
 #[tokio::test]
 async fn everything_survives_reopening() {
     let scratch = Scratch::new("reopen");
     {
         let store = reopen(&scratch.0);
-        let events = (0..300)
-            .map(|index| event(&format!("evt_{index:04}"), "hook"))
-            .collect();
-        append(&store, events).await;
-        let due = store.claim_due("hook", T0, 100).await.unwrap().events;
-        let done = due
-            .iter()
-            .map(|claimed| finished(claimed, None, &[Duration::ZERO], T0 + 1))
-            .collect();
-        store.record_attempts(done).await.unwrap();
+        three_hundred_events_a_hundred_delivered(&store).await;
         store.redeliver("evt_0000", T0 + 2).await.unwrap();
         store.flush().await.unwrap();
     }

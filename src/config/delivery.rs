@@ -4,13 +4,14 @@ use std::time::Duration;
 
 use toml::Table;
 
+use super::inbound::parse_size;
 use super::reader::{Reader, key_path};
 use super::{DeliveryConfig, Ordering};
 use crate::deny::{DenyList, DenyRange};
 use crate::rate::parse_rate;
 
 /// The keys of `[delivery]`, which every webhook may set for itself too.
-pub(super) const KEYS: [&str; 7] = [
+pub(super) const KEYS: [&str; 8] = [
     "timeout",
     "retry",
     "event_id_header",
@@ -18,7 +19,11 @@ pub(super) const KEYS: [&str; 7] = [
     "rate",
     "pause_after",
     "ordering",
+    "max_body",
 ];
+
+/// `max_body` when the file does not say (CONTRACT §12).
+pub(super) const DEFAULT_MAX_BODY: usize = 10 * 1024 * 1024;
 
 /// Keys of `[delivery]` alone: they hold for every webhook and cannot be overridden.
 const GLOBAL_KEYS: [&str; 1] = ["deny"];
@@ -39,6 +44,7 @@ fn defaults() -> DeliveryConfig {
         rate: None,
         pause_after: None,
         ordering: Ordering::None,
+        max_body: DEFAULT_MAX_BODY,
     }
 }
 
@@ -163,6 +169,12 @@ pub(super) fn read_overrides(
                 key_path(path, "ordering"),
                 format!("unknown ordering {other:?}: expected \"none\" or \"row\""),
             ),
+        }
+    }
+    if let Some(size) = reader.string(table, path, "max_body") {
+        match parse_size(&size.text) {
+            Ok(max_body) => delivery.max_body = max_body,
+            Err(reason) => reader.error(key_path(path, "max_body"), reason),
         }
     }
     if let Some(rate) = reader.string(table, path, "rate") {

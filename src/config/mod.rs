@@ -116,6 +116,9 @@ pub struct SourceConfig {
     pub mode: SourceMode,
     pub slot: String,
     pub publication: String,
+    /// A captured row larger than this many bytes becomes a failed event with the reason
+    /// instead of being read into memory (CONTRACT §12).
+    pub max_row: usize,
 }
 
 impl fmt::Debug for SourceConfig {
@@ -127,6 +130,7 @@ impl fmt::Debug for SourceConfig {
             .field("mode", &self.mode)
             .field("slot", &self.slot)
             .field("publication", &self.publication)
+            .field("max_row", &self.max_row)
             .finish()
     }
 }
@@ -237,6 +241,9 @@ pub struct DeliveryConfig {
     pub pause_after: Option<Duration>,
     /// Whether one row's events wait for each other (CONTRACT §9).
     pub ordering: Ordering,
+    /// A rendered request (URL, headers and body) larger than this many bytes is a failed
+    /// event with the reason (CONTRACT §12).
+    pub max_body: usize,
 }
 
 /// How a webhook's events are ordered among themselves (CONTRACT §9).

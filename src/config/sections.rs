@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use toml::{Table, Value};
 
+use super::inbound::parse_size;
 use super::reader::{Reader, key_path};
 use super::relations;
 use super::table_name::{MAX_IDENTIFIER_BYTES, parse_table_name};
@@ -20,6 +21,8 @@ pub(super) const DEFAULT_RETENTION: Duration = Duration::from_secs(7 * 24 * 60 *
 pub(super) const CLAIM_LEASE_MARGIN: Duration = Duration::from_secs(10);
 pub(super) const DEFAULT_CLAIM_LEASE: Duration = Duration::from_secs(13);
 const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:8480";
+/// `source.max_row` when the file does not say (CONTRACT §12).
+pub(super) const DEFAULT_MAX_ROW: usize = 64 * 1024 * 1024;
 
 pub(super) fn read_source(reader: &mut Reader, document: &Table) -> SourceConfig {
     // A missing [source] reads as empty, so that the missing url is reported by its own
@@ -27,7 +30,11 @@ pub(super) fn read_source(reader: &mut Reader, document: &Table) -> SourceConfig
     let empty = Table::new();
     let table = reader.table(document, "", "source").unwrap_or(&empty);
     let path = "source";
-    reader.reject_unknown_keys(path, table, &["url", "mode", "slot", "publication"]);
+    reader.reject_unknown_keys(
+        path,
+        table,
+        &["url", "mode", "slot", "publication", "max_row"],
+    );
 
     let url = reader.required_string(table, path, "url");
     if let Some(url) = &url {
@@ -87,12 +94,21 @@ pub(super) fn read_source(reader: &mut Reader, document: &Table) -> SourceConfig
         );
     }
 
+    let max_row = match reader.string(table, path, "max_row") {
+        Some(size) => parse_size(&size.text).unwrap_or_else(|reason| {
+            reader.error(key_path(path, "max_row"), reason);
+            DEFAULT_MAX_ROW
+        }),
+        None => DEFAULT_MAX_ROW,
+    };
+
     SourceConfig {
         url_from_environment: url.as_ref().is_some_and(|url| url.from_environment),
         url: url.map(|url| url.text).unwrap_or_default(),
         mode,
         slot,
         publication,
+        max_row,
     }
 }
 

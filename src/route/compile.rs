@@ -111,6 +111,7 @@ pub(super) fn compile_webhook(
         url: url?,
         headers,
         payload: payload?,
+        max_body: webhook.delivery.max_body,
     };
     Some(CompiledWebhook {
         name: webhook.name.clone(),

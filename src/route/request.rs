@@ -8,7 +8,7 @@ use thiserror::Error;
 
 use super::diagnostic::describe_render_error;
 use super::path::FieldPath;
-use super::template::Text;
+use super::template::{RenderFailure, Text};
 use crate::config::{Format, Method};
 use crate::event::Request;
 use crate::secret::mask_url_password;
@@ -41,6 +41,18 @@ pub enum RenderError {
     /// The relations to include could not be looked up.
     #[error("include: {reason}")]
     Lookup { reason: String },
+    /// The request would be larger than `delivery.max_body` (a template stops being
+    /// rendered once it passes the limit, so memory stays bounded).
+    #[error("the rendered request is larger than delivery.max_body ({limit} bytes){}", measured(*.bytes))]
+    TooLarge {
+        /// How large it was, when it was rendered whole.
+        bytes: Option<usize>,
+        limit: usize,
+    },
+}
+
+fn measured(bytes: Option<usize>) -> String {
+    bytes.map_or_else(String::new, |bytes| format!(": {bytes} bytes"))
 }
 
 impl RenderError {
@@ -94,6 +106,8 @@ pub(super) struct RequestTemplate {
     /// Name as written, key for messages (`headers.Authorization`), value.
     pub(super) headers: Vec<(String, String, Text)>,
     pub(super) payload: Payload,
+    /// `delivery.max_body`: the most bytes of URL, headers and body together.
+    pub(super) max_body: usize,
 }
 
 /// What one event's request is rendered from.
@@ -126,13 +140,13 @@ impl RequestTemplate {
     }
 
     pub(super) fn render(&self, input: &RenderInput<'_>) -> Result<Request, RenderError> {
-        let mut url = render_text(&self.url, "url", input)?.into_owned();
+        let mut url = render_text(&self.url, "url", input, self.max_body)?.into_owned();
         check_url(&url)?;
 
         let mut headers = Vec::with_capacity(self.headers.len() + 1);
         let mut has_content_type = false;
         for (name, key, value) in &self.headers {
-            let value = render_text(value, key, input)?;
+            let value = render_text(value, key, input, self.max_body)?;
             if value.contains(['\r', '\n', '\0']) {
                 return Err(RenderError::HeaderValue { key: key.clone() });
             }
@@ -145,13 +159,16 @@ impl RequestTemplate {
             Payload::JsonFields(fields) => {
                 let mut object = serde_json::Map::with_capacity(fields.len());
                 for field in fields {
-                    object.insert(field.name.clone(), field_value(field, input)?);
+                    object.insert(
+                        field.name.clone(),
+                        field_value(field, input, self.max_body)?,
+                    );
                 }
                 Some(Json::Object(object).to_string())
             }
-            Payload::FormFields(fields) => Some(form_encode(fields, input)?),
+            Payload::FormFields(fields) => Some(form_encode(fields, input, self.max_body)?),
             Payload::Body { text, format } => {
-                let body = render_text(text, "body", input)?.into_owned();
+                let body = render_text(text, "body", input, self.max_body)?.into_owned();
                 if *format == Format::Json {
                     serde_json::from_str::<serde::de::IgnoredAny>(&body)
                         .map_err(|source| RenderError::JsonBody { source })?;
@@ -159,12 +176,24 @@ impl RequestTemplate {
                 Some(body)
             }
             Payload::Query(fields) => {
-                append_query(&mut url, &form_encode(fields, input)?);
+                append_query(&mut url, &form_encode(fields, input, self.max_body)?);
                 None
             }
             Payload::Nothing => None,
         };
 
+        let bytes = url.len()
+            + body.as_ref().map_or(0, String::len)
+            + headers
+                .iter()
+                .map(|(name, value)| name.len() + value.len())
+                .sum::<usize>();
+        if bytes > self.max_body {
+            return Err(RenderError::TooLarge {
+                bytes: Some(bytes),
+                limit: self.max_body,
+            });
+        }
         if body.is_some() && !has_content_type {
             let format = match &self.payload {
                 Payload::Body { format, .. } => *format,
@@ -194,12 +223,16 @@ fn render_text<'t>(
     text: &'t Text,
     key: &str,
     input: &RenderInput<'_>,
+    limit: usize,
 ) -> Result<Cow<'t, str>, RenderError> {
-    text.render(input.globals)
-        .map_err(|source| RenderError::template(key, source))
+    text.render_within(input.globals, limit)
+        .map_err(|failure| match failure {
+            RenderFailure::TooLarge => RenderError::TooLarge { bytes: None, limit },
+            RenderFailure::Liquid(source) => RenderError::template(key, source),
+        })
 }
 
-fn field_value(field: &Field, input: &RenderInput<'_>) -> Result<Json, RenderError> {
+fn field_value(field: &Field, input: &RenderInput<'_>, limit: usize) -> Result<Json, RenderError> {
     match &field.value {
         FieldValue::Path(path) => path
             .lookup(input.envelope, input.webhook)
@@ -208,7 +241,7 @@ fn field_value(field: &Field, input: &RenderInput<'_>) -> Result<Json, RenderErr
                 reason,
             }),
         FieldValue::Template(text) => {
-            render_text(text, &field.key, input).map(|text| Json::String(text.into_owned()))
+            render_text(text, &field.key, input, limit).map(|text| Json::String(text.into_owned()))
         }
     }
 }
@@ -232,10 +265,14 @@ pub(super) fn check_url(url: &str) -> Result<(), RenderError> {
 
 /// `application/x-www-form-urlencoded` text of the fields, in order. Strings are sent as
 /// they are; null as the empty string; numbers, booleans, arrays and objects as JSON text.
-fn form_encode(fields: &[Field], input: &RenderInput<'_>) -> Result<String, RenderError> {
+fn form_encode(
+    fields: &[Field],
+    input: &RenderInput<'_>,
+    limit: usize,
+) -> Result<String, RenderError> {
     let mut encoded = String::new();
     for field in fields {
-        let value = field_value(field, input)?;
+        let value = field_value(field, input, limit)?;
         if !encoded.is_empty() {
             encoded.push('&');
         }

@@ -112,21 +112,68 @@ impl Text {
         matches!(self, Text::Template { .. })
     }
 
-    /// The text for this event; `globals` is `None` only when no template of the webhook
-    /// needs it, so a template never sees it missing.
-    pub(super) fn render(
+    /// The text for this event, given up as soon as it grows past `limit` bytes (a
+    /// template looping over a large row must not fill memory first).
+    pub(super) fn render_within(
         &self,
         globals: Option<&dyn ObjectView>,
-    ) -> Result<Cow<'_, str>, liquid::Error> {
-        match (self, globals) {
-            (Text::Constant(text), _) => Ok(Cow::Borrowed(text)),
-            (Text::Template { template, .. }, Some(globals)) => {
-                template.render(globals).map(Cow::Owned)
-            }
-            (Text::Template { template, .. }, None) => {
-                template.render(&liquid::Object::new()).map(Cow::Owned)
-            }
+        limit: usize,
+    ) -> Result<Cow<'_, str>, RenderFailure> {
+        let template = match self {
+            Text::Constant(text) if text.len() > limit => return Err(RenderFailure::TooLarge),
+            Text::Constant(text) => return Ok(Cow::Borrowed(text)),
+            Text::Template { template, .. } => template,
+        };
+        let empty = liquid::Object::new();
+        let globals = globals.unwrap_or(&empty);
+        let mut output = BoundedText::new(limit);
+        match template.render_to(&mut output, globals) {
+            Ok(()) => String::from_utf8(output.bytes)
+                .map(Cow::Owned)
+                .map_err(|_| {
+                    RenderFailure::Liquid(liquid::Error::with_msg("rendered text is not UTF-8"))
+                }),
+            Err(_) if output.exceeded => Err(RenderFailure::TooLarge),
+            Err(error) => Err(RenderFailure::Liquid(error)),
         }
+    }
+}
+
+/// Why a text could not be rendered.
+pub(super) enum RenderFailure {
+    TooLarge,
+    Liquid(liquid::Error),
+}
+
+/// Where a template renders to: refuses bytes past its limit.
+struct BoundedText {
+    bytes: Vec<u8>,
+    limit: usize,
+    exceeded: bool,
+}
+
+impl BoundedText {
+    fn new(limit: usize) -> BoundedText {
+        BoundedText {
+            bytes: Vec::new(),
+            limit,
+            exceeded: false,
+        }
+    }
+}
+
+impl std::io::Write for BoundedText {
+    fn write(&mut self, buffer: &[u8]) -> std::io::Result<usize> {
+        if self.bytes.len() + buffer.len() > self.limit {
+            self.exceeded = true;
+            return Err(std::io::Error::other("the rendered text is too large"));
+        }
+        self.bytes.extend_from_slice(buffer);
+        Ok(buffer.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 

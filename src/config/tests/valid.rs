@@ -30,6 +30,7 @@ fn defaults() {
         rate: None,
         pause_after: None,
         ordering: Ordering::None,
+        max_body: 10 * 1024 * 1024,
     };
     assert_eq!(config.delivery, delivery);
     assert_eq!(
@@ -176,6 +177,7 @@ body = "customer {{ item.id }} deleted"
         rate: None,
         pause_after: None,
         ordering: Ordering::None,
+        max_body: 10 * 1024 * 1024,
     };
     assert_eq!(config.delivery, global);
     assert_eq!(
@@ -246,6 +248,7 @@ body = "customer {{ item.id }} deleted"
             rate: None,
             pause_after: None,
             ordering: Ordering::Row,
+            max_body: 10 * 1024 * 1024,
         }
     );
 

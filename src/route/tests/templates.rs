@@ -201,3 +201,25 @@ headers = { X-A = "{{ item.id | b }}" }"#
         "config/rowhook.toml: webhooks[1].when: a condition takes no filters (line 1, column 9)"
     );
 }
+
+#[test]
+fn a_request_past_max_body_is_a_render_error() {
+    // A template that would grow without bound stops at the limit, never rendered whole.
+    let looping = "max_body = \"1KB\"\nformat = \"text\"\nbody = '''{% for n in (1..100000) %}{{ item.id }}{% endfor %}'''";
+    assert_eq!(
+        render_error_with(looping),
+        "the rendered request is larger than delivery.max_body (1024 bytes)"
+    );
+    // The envelope is measured once serialised, URL and headers included.
+    let envelope = render_error_with("max_body = \"200B\"");
+    assert!(
+        envelope.starts_with("the rendered request is larger than delivery.max_body (200 bytes): "),
+        "{envelope}"
+    );
+    // At the limit is fine.
+    let small = request_for(
+        "max_body = \"1KB\"\nformat = \"text\"\nbody = '''{{ item.id }}'''",
+        &created(),
+    );
+    assert_eq!(small.body.as_deref(), Some("42"));
+}

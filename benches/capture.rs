@@ -112,6 +112,7 @@ fn reference_rate(bindir: &str, url: &str, slot: &str, end: Lsn) -> f64 {
 
 async fn rowhook_rate(url: &str, end: Lsn) -> f64 {
     let source = ReplicationSource {
+        max_row: usize::MAX,
         url: DatabaseUrl::parse(url).expect("URL"),
         slot: SlotKind::Persistent {
             name: "rowhook".into(),
@@ -141,6 +142,7 @@ async fn rowhook_rate(url: &str, end: Lsn) -> f64 {
                 }
             }
             Captured::Drained(_) => {}
+            Captured::Oversized(oversized) => panic!("no row is that large: {oversized:?}"),
         }
     }
     let elapsed = started.elapsed();

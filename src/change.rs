@@ -145,6 +145,17 @@ pub struct Change {
     pub commit_time_micros: i64,
 }
 
+/// A change whose row was too large to read (`source.max_row`, CONTRACT §12): where it
+/// stands and what happened to which table are known, the row is not (`change.item` is
+/// empty). Its webhooks' events are created failed, with the reason.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OversizedRow {
+    pub change: Change,
+    /// The size of the row as it came (replication: the whole message).
+    pub bytes: u64,
+    pub limit: u64,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

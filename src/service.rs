@@ -191,6 +191,7 @@ pub async fn serve(
     );
     let source = match config.source.mode {
         SourceMode::Replication => Source::Replication(ReplicationSource {
+            max_row: config.source.max_row,
             url,
             slot: SlotKind::Persistent {
                 name: config.source.slot.clone(),
@@ -200,6 +201,7 @@ pub async fn serve(
             status: Some(status_sender),
         }),
         SourceMode::Notify => Source::Notify(NotifySource {
+            max_row: config.source.max_row,
             url,
             status: Some(status_sender),
             delete_drained: true,

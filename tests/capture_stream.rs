@@ -61,6 +61,7 @@ struct Consumer {
 
 fn consume(url: &str, slot: &str, publication: &str) -> Consumer {
     let source = ReplicationSource {
+        max_row: usize::MAX,
         url: DatabaseUrl::parse(url).expect("test URL parses"),
         slot: SlotKind::Persistent {
             name: slot.to_string(),
@@ -84,6 +85,7 @@ fn consume(url: &str, slot: &str, publication: &str) -> Consumer {
                 }
                 Captured::Commit(position) => acknowledger.acknowledge(position),
                 Captured::Drained(_) => {}
+                Captured::Oversized(oversized) => panic!("no row is that large: {oversized:?}"),
             }
         }
         capture

@@ -4,7 +4,7 @@
 
 use tokio::sync::watch;
 
-use crate::change::{Change, Lsn};
+use crate::change::{Change, Lsn, OversizedRow};
 
 /// How far a capture run has handed changes on: what the next stage acknowledges once
 /// their events are durable. Positions of one run only ever grow.
@@ -26,6 +26,8 @@ pub enum CommitPosition {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Captured {
     Change(Box<Change>),
+    /// A change whose row is larger than `source.max_row`; it was never read whole.
+    Oversized(Box<OversizedRow>),
     /// Every change before this point has been handed on; once they are durable the next
     /// stage acknowledges the position. (Replication: a transaction cut off by a
     /// reconnect is sent again from its start, with the same change positions.)

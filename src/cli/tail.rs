@@ -31,6 +31,7 @@ pub(crate) async fn run(path: &Path) -> Result<(), Failure> {
     let (_trigger, shutdown) = shutdown_on_signals();
     let source = match config.source.mode {
         SourceMode::Replication => Source::Replication(ReplicationSource {
+            max_row: config.source.max_row,
             url,
             slot: SlotKind::Temporary {
                 name: format!("rowhook_tail_{}", std::process::id()),
@@ -40,6 +41,7 @@ pub(crate) async fn run(path: &Path) -> Result<(), Failure> {
             status: None,
         }),
         SourceMode::Notify => Source::Notify(NotifySource {
+            max_row: config.source.max_row,
             url,
             status: None,
             delete_drained: false,
@@ -62,6 +64,17 @@ pub(crate) async fn run(path: &Path) -> Result<(), Failure> {
             }
             // Tailing peeks: it deletes nothing.
             Captured::Drained(_) => Ok(()),
+            Captured::Oversized(oversized) => {
+                eprintln!(
+                    "a {} of {} at {} is {} bytes, larger than source.max_row ({} bytes): not shown",
+                    oversized.change.action.as_str(),
+                    oversized.change.table,
+                    oversized.change.lsn,
+                    oversized.bytes,
+                    oversized.limit
+                );
+                Ok(())
+            }
         };
         if written.is_err() {
             // The reader went away (a closed pipe): that is the end of tailing, not a failure.

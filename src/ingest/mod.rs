@@ -96,6 +96,12 @@ impl Ingest {
         while let Some(item) = input.recv().await {
             match item {
                 Captured::Change(change) => self.route(*change, &mut batch),
+                Captured::Oversized(oversized) => {
+                    self.metrics.change_captured();
+                    batch.changes += 1;
+                    batch.started.get_or_insert_with(Instant::now);
+                    self.routing.route_oversized(&oversized, &mut batch.events);
+                }
                 Captured::Commit(position) => batch.commit = Some(position),
                 Captured::Drained(rows) => batch.drained.extend(rows),
             }

@@ -12,12 +12,12 @@ use std::time::Duration;
 
 use tracing::{info, warn};
 
-use crate::change::Change;
+use crate::change::{Change, OversizedRow};
 use crate::config::{Config, Includes, Ordering};
 use crate::event::{Content, Lane, NewEvent};
 use crate::model::{LookupError, Relations, retain_included, row_key};
 use crate::retry;
-use crate::route::{Candidate, RoutedEvent, Router};
+use crate::route::{Candidate, RenderError, RoutedEvent, Router};
 use crate::shutdown::Shutdown;
 use crate::time::now_ms;
 
@@ -188,7 +188,9 @@ impl Routing {
                     Some(reason) => Some(self.router.unrouted_event(
                         candidate,
                         &entry.change,
-                        reason.clone(),
+                        RenderError::Lookup {
+                            reason: reason.clone(),
+                        },
                     )),
                     None => {
                         let wanted = self.router.includes(candidate);
@@ -245,6 +247,21 @@ impl Routing {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .insert(model.to_string(), columns.into());
         Some(())
+    }
+
+    /// The events of a change whose row was too large to read: one failed event, with
+    /// the reason, per webhook its table and action reach (their `when` cannot be asked).
+    pub(crate) fn route_oversized(&self, oversized: &OversizedRow, events: &mut Vec<NewEvent>) {
+        for candidate in self.router.candidates(&oversized.change) {
+            let reason = RenderError::RowTooLarge {
+                bytes: oversized.bytes,
+                limit: oversized.limit,
+            };
+            let routed = self
+                .router
+                .unrouted_event(candidate, &oversized.change, reason);
+            events.push(self.new_event(routed, None));
+        }
     }
 
     fn new_event(&self, routed: RoutedEvent, row_key: Option<String>) -> NewEvent {

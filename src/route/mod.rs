@@ -236,13 +236,14 @@ impl Router {
         )
     }
 
-    /// The event of `change` for `candidate` when its relations could not be looked
-    /// up: it carries the reason instead of a request, and fails.
+    /// The event of `change` for `candidate` when it cannot be rendered (its relations
+    /// could not be looked up, its row was too large to read): it carries the reason
+    /// instead of a request, and fails. Its `when` is not asked.
     pub fn unrouted_event(
         &self,
         candidate: Candidate,
         change: &Change,
-        reason: String,
+        reason: RenderError,
     ) -> RoutedEvent {
         let webhook = &self.webhooks[candidate.0];
         let mut routed = event(
@@ -252,7 +253,7 @@ impl Router {
             Condition::Ignore,
         )
         .expect("an event whose condition is not checked exists");
-        routed.request = Err(RenderError::Lookup { reason });
+        routed.request = Err(reason);
         routed.body_is_envelope = false;
         routed
     }

@@ -41,6 +41,11 @@ pub enum RenderError {
     /// The relations to include could not be looked up.
     #[error("include: {reason}")]
     Lookup { reason: String },
+    /// The row was larger than `source.max_row`, and was not read.
+    #[error(
+        "the row is {bytes} bytes, larger than source.max_row ({limit} bytes); it was not read"
+    )]
+    RowTooLarge { bytes: u64, limit: u64 },
     /// The request would be larger than `delivery.max_body` (a template stops being
     /// rendered once it passes the limit, so memory stays bounded).
     #[error("the rendered request is larger than delivery.max_body ({limit} bytes){}", measured(*.bytes))]

@@ -4,7 +4,7 @@
 use serde_json::Value;
 
 use crate::capture::value::{self, RecordError, TypeCatalog, parse_record, type_oid};
-use crate::change::{Action, Change, Lsn, Position, Row, TableName};
+use crate::change::{Action, Change, Lsn, OversizedRow, Position, Row, TableName};
 
 /// The columns of `rowhook.outbox`, as read.
 #[derive(Clone, Debug, PartialEq)]
@@ -20,6 +20,9 @@ pub(crate) struct OutboxRow {
     pub old_item: Option<String>,
     /// A text[] literal of `type_oid:name`, one per column.
     pub columns: String,
+    /// Bytes of `item` and `old_item` together; over `source.max_row` both were left on
+    /// the server (read as empty).
+    pub size: i64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -93,6 +96,31 @@ impl OutboxRow {
             lsn: self.wal_position,
             position: self.position(),
             commit_time_micros: self.changed_at_micros,
+        })
+    }
+
+    /// The change of a row too large to read: everything but its row (`item` empty).
+    pub(crate) fn to_oversized(&self, limit: u64) -> Result<OversizedRow, OutboxRowError> {
+        let action = self
+            .action
+            .parse::<Action>()
+            .map_err(|()| OutboxRowError::Action {
+                id: self.id,
+                action: self.action.clone(),
+            })?;
+        Ok(OversizedRow {
+            change: Change {
+                action,
+                table: self.table.clone(),
+                item: Row::new(),
+                old: None,
+                changed: None,
+                lsn: self.wal_position,
+                position: self.position(),
+                commit_time_micros: self.changed_at_micros,
+            },
+            bytes: u64::try_from(self.size).unwrap_or(0),
+            limit,
         })
     }
 
@@ -190,6 +218,7 @@ mod tests {
             old_item: old_item.map(str::to_string),
             columns: r#"{20:id,25:status,1700:total,1184:paid_at,1009:tags,"3802:line items"}"#
                 .to_string(),
+            size: 0,
         }
     }
 

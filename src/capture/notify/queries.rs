@@ -6,14 +6,22 @@ use super::error::NotifyError;
 use super::outbox::OutboxRow;
 use crate::change::TableName;
 
+/// Rows in id order from after `$1`, at most `$2` of them and about `$3` bytes (at least
+/// one row). A row over `$4` bytes (`source.max_row`) comes without its values, which
+/// stay on the server. `octet_length` of a text value reads its size from the TOAST
+/// header, without decompressing it.
 pub(super) const FETCH: &str = "SELECT id, transaction_id::text, wal_position::text,
         (extract(epoch FROM changed_at) * 1000000)::int8,
-        table_schema, table_name, action, item, old_item, columns
+        table_schema, table_name, action,
+        CASE WHEN size > $4 THEN '' ELSE item END,
+        CASE WHEN size > $4 THEN NULL ELSE old_item END,
+        columns, size
     FROM (
-        SELECT batch.*, sum(size) OVER (ORDER BY id) - size AS before
+        SELECT batch.*,
+            (sum(least(size, $4::int8)) OVER (ORDER BY id))::int8 - least(size, $4::int8) AS before
         FROM (
             SELECT outbox.*,
-                pg_column_size(item) + coalesce(pg_column_size(old_item), 0) AS size
+                octet_length(item)::int8 + coalesce(octet_length(old_item), 0) AS size
             FROM rowhook.outbox WHERE id > $1 ORDER BY id LIMIT $2
         ) batch
     ) sized
@@ -46,5 +54,6 @@ pub(super) fn read_row(row: &Row) -> Result<OutboxRow, NotifyError> {
         item: row.get(7),
         old_item: row.get(8),
         columns: row.get(9),
+        size: row.get(10),
     })
 }

@@ -55,6 +55,8 @@ pub struct NotifySource {
     pub status: Option<watch::Sender<CaptureStatus>>,
     /// `false` for `rowhook tail`: read new rows as they come, delete nothing.
     pub delete_drained: bool,
+    /// An outbox row larger than this is not read (`source.max_row`).
+    pub max_row: usize,
 }
 
 /// A batch handed on whose rows wait for its acknowledgement to be deleted.
@@ -218,8 +220,9 @@ impl NotifySource {
                     pass_batches = 0;
                 }
                 let from = progress.peek_cursor.unwrap_or(cursor);
+                let max_row = i64::try_from(self.max_row).unwrap_or(i64::MAX);
                 let rows = client
-                    .query(&fetch, &[&from, &BATCH_ROWS, &BATCH_BYTES])
+                    .query(&fetch, &[&from, &BATCH_ROWS, &BATCH_BYTES, &max_row])
                     .await
                     .map_err(query_error("reading the outbox"))?;
                 match self.hand_on(&client, &rows, output, progress).await? {
@@ -279,26 +282,32 @@ impl NotifySource {
         let read: Vec<(i64, Result<OutboxRow, NotifyError>)> =
             rows.iter().map(|row| (row.get(0), read_row(row))).collect();
         learn_types(client, &read, progress).await?;
+        let limit = self.max_row as u64;
         for (id, outbox_row) in read {
             let read = outbox_row.and_then(|outbox_row| {
                 wal_position = outbox_row.wal_position;
-                outbox_row
-                    .to_change(&progress.types)
-                    .map_err(NotifyError::from)
+                if u64::try_from(outbox_row.size).is_ok_and(|size| size > limit) {
+                    let oversized = outbox_row.to_oversized(limit)?;
+                    warn!(
+                        id,
+                        table = %oversized.change.table,
+                        bytes = oversized.bytes,
+                        "an outbox row larger than source.max_row was not read; its events fail with the reason"
+                    );
+                    return Ok(Captured::Oversized(Box::new(oversized)));
+                }
+                let change = outbox_row.to_change(&progress.types)?;
+                Ok(Captured::Change(Box::new(change)))
             });
-            let change = match read {
-                Ok(change) => change,
+            let captured = match read {
+                Ok(captured) => captured,
                 Err(error) => {
                     self.reject(client, id, &error).await?;
                     continue;
                 }
             };
             ids.push(id);
-            if output
-                .send(Captured::Change(Box::new(change)))
-                .await
-                .is_err()
-            {
+            if output.send(captured).await.is_err() {
                 return Ok(None);
             }
         }

@@ -35,14 +35,9 @@ use crate::capture::replication::pgoutput::{
     self, ColumnValue, Message, OldTuple, OldTupleKind, Tuple,
 };
 use crate::capture::value::TypeCatalog;
-use crate::change::{Action, Change, Lsn, Position, Row, TableName};
+use crate::change::{Action, Change, Lsn, OversizedRow, Position, Row, TableName};
 
 /// What one pgoutput message meant.
-#[expect(
-    clippy::large_enum_variant,
-    reason = "Change is the common variant and is moved straight on: boxing it would add an \
-              allocation per row"
-)]
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) enum Decoded {
     /// A transaction starts; its changes follow.
@@ -51,6 +46,8 @@ pub(crate) enum Decoded {
         commit_time_micros: i64,
     },
     Change(Change),
+    /// A row change too large to read (`source.max_row`).
+    Oversized(OversizedRow),
     /// The transaction is complete; `end_lsn` is the position to confirm once stored.
     Commit {
         commit_lsn: Lsn,
@@ -103,6 +100,8 @@ pub enum DecodeError {
         u32::MAX
     )]
     TooManyChanges { commit_lsn: Lsn },
+    #[error("an {message} message too large to read is too short to name its relation")]
+    OversizedWithoutRelation { message: &'static str },
 }
 
 /// Decodes a replication stream message by message; one per connection.
@@ -160,6 +159,39 @@ impl ChangeDecoder {
         message: &[u8],
     ) -> Result<Decoded, DecodeError> {
         self.apply(wal_start, pgoutput::decode(message)?)
+    }
+
+    /// A message that was too large to read: only its `head` (its first bytes) is known.
+    /// A row change takes its place in the transaction like any other (so the ids of
+    /// the changes after it stay what they would have been) and comes out without its
+    /// row; anything else that large is no row and is left out.
+    pub(crate) fn decode_oversized(
+        &mut self,
+        wal_start: Lsn,
+        head: &[u8],
+        bytes: u64,
+        limit: u64,
+    ) -> Result<Decoded, DecodeError> {
+        let (action, message) = match head.first() {
+            Some(b'I') => (Action::Create, "Insert"),
+            Some(b'U') => (Action::Update, "Update"),
+            Some(b'D') => (Action::Delete, "Delete"),
+            _ => return Ok(Decoded::Other),
+        };
+        let Some(oid) = head.get(1..5) else {
+            return Err(DecodeError::OversizedWithoutRelation { message });
+        };
+        let relation_oid = u32::from_be_bytes([oid[0], oid[1], oid[2], oid[3]]);
+        let stamp = stamp(&mut self.transaction, message, wal_start)?;
+        let relation = lookup(&self.relations, message, relation_oid)?;
+        let Decoded::Change(change) = relation.change(action, Row::new(), None, None, stamp) else {
+            unreachable!("a relation's change is a change");
+        };
+        Ok(Decoded::Oversized(OversizedRow {
+            change,
+            bytes,
+            limit,
+        }))
     }
 
     /// [`Self::decode`] without copying the message.

@@ -558,3 +558,32 @@ fn garbage_never_panics_the_change_decoder() {
         let _ = decoder.decode(Lsn(garbage.next()), &message);
     }
 }
+
+#[test]
+fn an_oversized_change_keeps_its_place_without_its_row() {
+    let mut decoder = decoder_in_transaction();
+    // Only the head of the message arrived: the action, the relation, a few tuple bytes.
+    let mut head = vec![b'U'];
+    head.extend_from_slice(&ORDERS.to_be_bytes());
+    head.extend_from_slice(b"N\0\x05t");
+    let Ok(Decoded::Oversized(oversized)) =
+        decoder.decode_oversized(Lsn(3), &head, 100 << 20, 64 << 20)
+    else {
+        panic!("an oversized update");
+    };
+    assert_eq!(oversized.change.action, Action::Update);
+    assert_eq!(oversized.change.table, TableName::new("public", "orders"));
+    assert!(oversized.change.item.is_empty());
+    assert_eq!(oversized.change.position.sequence, 0);
+    assert_eq!((oversized.bytes, oversized.limit), (100 << 20, 64 << 20));
+    // The next change of the transaction has the sequence it would have had.
+    let next = expect_change(decoder.decode(Lsn(4), &insert(ORDERS, &PAID)));
+    assert_eq!(next.position.sequence, 1);
+    // Anything else that large is no row; a row message too short to name its relation
+    // is an error, not a guess.
+    assert_eq!(
+        decoder.decode_oversized(Lsn(5), b"M\0", 1, 0).unwrap(),
+        Decoded::Other
+    );
+    assert!(decoder.decode_oversized(Lsn(6), b"I\0", 1, 0).is_err());
+}

@@ -109,9 +109,12 @@ pub struct ReplicationSource {
     pub start: Lsn,
     /// Where to publish how capture is doing, if anyone asks.
     pub status: Option<watch::Sender<CaptureStatus>>,
+    /// A change message larger than this is not read (`source.max_row`).
+    pub max_row: usize,
 }
 
 struct Session<'a> {
+    max_row: usize,
     status: Option<&'a watch::Sender<CaptureStatus>>,
     url: &'a DatabaseUrl,
     /// An ordinary connection for catalog questions, opened when first needed.
@@ -222,7 +225,9 @@ impl ReplicationSource {
         }
         *confirmed = start;
         let acknowledged = acknowledged_wal(acknowledgements).max(start);
+        connection.limit_copy_data(self.max_row);
         let mut session = Session {
+            max_row: self.max_row,
             status: self.status.as_ref(),
             url: &self.url,
             catalog: None,
@@ -347,8 +352,24 @@ impl Session<'_> {
                 _ = ticker.tick() => self.send_status_if_due().await?,
                 message = self.connection.read_copy() => {
                     self.last_heard = Instant::now();
-                    let CopyMessage::Data(data) = message? else {
-                        return Err(CaptureError::StreamEnded);
+                    let data = match message? {
+                        CopyMessage::Data(data) => data,
+                        CopyMessage::Oversized { head, length } => {
+                            let ServerFrame::XLogData { start, payload } = frames::parse_server_frame(head)? else {
+                                continue;
+                            };
+                            let decoded = decoder.decode_oversized(
+                                start,
+                                &payload,
+                                length as u64,
+                                self.max_row as u64,
+                            )?;
+                            if !self.hand_on(decoded, output, acknowledgements, &mut ticker).await? {
+                                return Ok(());
+                            }
+                            continue;
+                        }
+                        CopyMessage::Done => return Err(CaptureError::StreamEnded),
                     };
                     match frames::parse_server_frame(data)? {
                         ServerFrame::XLogData { start, payload } => {
@@ -412,6 +433,15 @@ impl Session<'_> {
                 return Ok(true);
             }
             Decoded::Change(change) => Captured::Change(Box::new(change)),
+            Decoded::Oversized(oversized) => {
+                warn!(
+                    table = %oversized.change.table,
+                    lsn = %oversized.change.lsn,
+                    bytes = oversized.bytes,
+                    "a row larger than source.max_row was not read; its events fail with the reason"
+                );
+                Captured::Oversized(Box::new(oversized))
+            }
             Decoded::Commit { end_lsn, .. } => {
                 self.progress.in_transaction = false;
                 self.progress.last_commit_end = end_lsn;

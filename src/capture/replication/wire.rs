@@ -128,12 +128,34 @@ impl QueryResult {
 enum Incoming {
     CopyBothResponse,
     Message(backend::Message),
+    /// An oversized CopyData message is next: not to be buffered whole.
+    OversizedAhead,
 }
 
 /// What the server sends inside CopyBoth mode.
 pub enum CopyMessage {
     Data(Bytes),
+    /// A CopyData message larger than the connection's limit: its first bytes, and its
+    /// whole length. The rest was read and dropped as it arrived, never held.
+    Oversized {
+        head: Bytes,
+        length: usize,
+    },
     Done,
+}
+
+/// How much of an oversized message is kept: the XLogData header (25 bytes) and the
+/// start of the pgoutput message, which names the action and the relation.
+const OVERSIZED_HEAD: usize = 64;
+const COPY_DATA_TAG: u8 = b'd';
+const READ_BUFFER_BYTES: usize = 64 * 1024;
+
+/// An oversized CopyData message being read past.
+struct Skipping {
+    head: Bytes,
+    length: usize,
+    /// Bytes of its body still to drop.
+    remaining: usize,
 }
 
 pub struct ReplicationConnection {
@@ -142,6 +164,9 @@ pub struct ReplicationConnection {
     write_buffer: BytesMut,
     /// The server process of this session (from BackendKeyData).
     backend_pid: Option<i32>,
+    /// CopyData bodies longer than this are read past (see [`CopyMessage::Oversized`]).
+    max_copy_data: usize,
+    skipping: Option<Skipping>,
 }
 
 impl ReplicationConnection {
@@ -154,9 +179,11 @@ impl ReplicationConnection {
         let transport = open_transport(url).await?;
         let mut connection = ReplicationConnection {
             transport,
-            read_buffer: BytesMut::with_capacity(64 * 1024),
+            read_buffer: BytesMut::with_capacity(READ_BUFFER_BYTES),
             write_buffer: BytesMut::with_capacity(1024),
             backend_pid: None,
+            max_copy_data: usize::MAX,
+            skipping: None,
         };
         let application_name = url.application_name.as_deref().unwrap_or(application_name);
         let parameters = [
@@ -336,14 +363,30 @@ impl ReplicationConnection {
                     return Err(ConnectionError::Server(error));
                 }
                 Incoming::Message(_) => {}
+                Incoming::OversizedAhead => return Err(unexpected("before CopyBoth mode")),
             }
         }
     }
 
-    /// Reads the next CopyData payload. Cancel-safe: partial frames stay in the buffer.
+    /// CopyData messages whose body is longer than `limit` bytes are not read into
+    /// memory: [`Self::read_copy`] returns their head as [`CopyMessage::Oversized`].
+    pub fn limit_copy_data(&mut self, limit: usize) {
+        self.max_copy_data = limit;
+    }
+
+    /// Reads the next CopyData payload. Cancel-safe: partial frames stay in the buffer,
+    /// and a message being read past stays so.
     pub async fn read_copy(&mut self) -> Result<CopyMessage, ConnectionError> {
         loop {
-            match self.read_message().await? {
+            if let Some(oversized) = self.read_past_oversized().await? {
+                return Ok(oversized);
+            }
+            let message = match self.read_incoming().await? {
+                Incoming::Message(message) => message,
+                Incoming::OversizedAhead => continue,
+                Incoming::CopyBothResponse => return Err(unexpected("in CopyBoth mode")),
+            };
+            match message {
                 backend::Message::CopyData(body) => {
                     return Ok(CopyMessage::Data(body.into_bytes()));
                 }
@@ -358,6 +401,59 @@ impl ReplicationConnection {
                 _ => return Err(unexpected("in CopyBoth mode")),
             }
         }
+    }
+
+    /// Reads past an oversized CopyData message when one is at the front of the buffer
+    /// (or already being read past); `None` when the next message is an ordinary one.
+    async fn read_past_oversized(&mut self) -> Result<Option<CopyMessage>, ConnectionError> {
+        if self.skipping.is_none() {
+            let Some(body) = self.oversized_ahead() else {
+                return Ok(None);
+            };
+            let kept = OVERSIZED_HEAD.min(body);
+            while self.read_buffer.len() < 5 + kept {
+                if self.transport.read_buf(&mut self.read_buffer).await? == 0 {
+                    return Err(ConnectionError::Closed);
+                }
+            }
+            self.read_buffer.advance(5);
+            let head = self.read_buffer.split_to(kept).freeze();
+            self.skipping = Some(Skipping {
+                head,
+                length: body,
+                remaining: body - kept,
+            });
+        }
+        loop {
+            let skipping = self.skipping.as_mut().expect("set above");
+            let dropped = skipping.remaining.min(self.read_buffer.len());
+            self.read_buffer.advance(dropped);
+            skipping.remaining -= dropped;
+            if self.read_buffer.is_empty() && self.read_buffer.capacity() > READ_BUFFER_BYTES {
+                // Whatever was reserved for the message goes: reading into it would touch
+                // every page of it, holding the row after all.
+                self.read_buffer = BytesMut::with_capacity(READ_BUFFER_BYTES);
+            }
+            if skipping.remaining == 0 {
+                let skipped = self.skipping.take().expect("set above");
+                return Ok(Some(CopyMessage::Oversized {
+                    head: skipped.head,
+                    length: skipped.length,
+                }));
+            }
+            if self.transport.read_buf(&mut self.read_buffer).await? == 0 {
+                return Err(ConnectionError::Closed);
+            }
+        }
+    }
+
+    /// The body length of the CopyData message at the front of the buffer, when it is
+    /// over the limit.
+    fn oversized_ahead(&self) -> Option<usize> {
+        let header = self.read_buffer.get(..5)?;
+        let length = u32::from_be_bytes([header[1], header[2], header[3], header[4]]) as usize;
+        let body = length.saturating_sub(4);
+        (header[0] == COPY_DATA_TAG && body > self.max_copy_data).then_some(body)
     }
 
     /// Sends a CopyData frame carrying `payload`.
@@ -386,6 +482,7 @@ impl ReplicationConnection {
         match self.read_incoming().await? {
             Incoming::Message(message) => Ok(message),
             Incoming::CopyBothResponse => Err(unexpected("outside START_REPLICATION")),
+            Incoming::OversizedAhead => Err(unexpected("outside CopyBoth mode")),
         }
     }
 
@@ -393,6 +490,9 @@ impl ReplicationConnection {
         loop {
             if let Some(incoming) = self.parse_buffered()? {
                 return Ok(incoming);
+            }
+            if self.oversized_ahead().is_some() {
+                return Ok(Incoming::OversizedAhead);
             }
             if self.transport.read_buf(&mut self.read_buffer).await? == 0 {
                 return Err(ConnectionError::Closed);

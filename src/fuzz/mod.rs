@@ -14,7 +14,9 @@
 //! field trusted before the bytes behind it arrived). An input that never returns ends the
 //! test binary after [`HANG`], after printing it. Failing inputs are printed and written to
 //! `target/fuzz-failures/<target>/`; each one found becomes a regression test next to the
-//! code fixed and an entry of the corpus.
+//! code fixed and an entry of the corpus. A stack overflow cannot be caught: it aborts the
+//! process, and `ROWHOOK_FUZZ_SEED` with `ROWHOOK_FUZZ_KEEP_CURRENT=<file>` repeats the run
+//! leaving the input that overflowed in the file.
 
 mod allocation;
 mod mutate;
@@ -63,10 +65,13 @@ pub(crate) fn fuzz(target: Target<'_>) {
         .ok()
         .and_then(|seed| parse_seed(&seed))
         .unwrap_or_else(random_seed);
-    let report = run(&target, &corpus, budget(), seed);
+    // Printed first as well: a stack overflow aborts the process before the last line,
+    // and the seed repeats the run up to the input that overflowed.
+    println!("\nfuzz {}: seed {seed:#x}", target.name);
+    let keep_current = std::env::var_os("ROWHOOK_FUZZ_KEEP_CURRENT").map(PathBuf::from);
+    let report = run(&target, &corpus, budget(), seed, keep_current.as_deref());
     println!(
-        // On a line of its own: libtest has written the test name without a line break.
-        "\nfuzz {}: {} executions in {:.1} s, {} failures (corpus {}, seed {seed:#x})",
+        "fuzz {}: {} executions in {:.1} s, {} failures (corpus {}, seed {seed:#x})",
         target.name,
         report.executions,
         report.elapsed.as_secs_f64(),
@@ -102,19 +107,27 @@ pub(crate) fn fuzz(target: Target<'_>) {
 }
 
 /// A failing input and why.
-pub(crate) struct Failure {
-    pub input: Vec<u8>,
-    pub reason: String,
+struct Failure {
+    input: Vec<u8>,
+    reason: String,
 }
 
-pub(crate) struct Report {
-    pub executions: u64,
-    pub elapsed: Duration,
-    pub failures: Vec<Failure>,
+struct Report {
+    executions: u64,
+    elapsed: Duration,
+    failures: Vec<Failure>,
 }
 
-/// Replays `corpus`, then mutates it until `budget` is spent.
-pub(crate) fn run(target: &Target<'_>, corpus: &[Vec<u8>], budget: Duration, seed: u64) -> Report {
+/// Replays `corpus`, then mutates it until `budget` is spent. With `keep_current`, each
+/// input is written to that file before it runs, so the one that aborted the process
+/// (a stack overflow) is left there.
+fn run(
+    target: &Target<'_>,
+    corpus: &[Vec<u8>],
+    budget: Duration,
+    seed: u64,
+    keep_current: Option<&Path>,
+) -> Report {
     let started = Instant::now();
     let watchdog = Watchdog::start(target.name);
     let mut failures = Vec::new();
@@ -131,6 +144,10 @@ pub(crate) fn run(target: &Target<'_>, corpus: &[Vec<u8>], budget: Duration, see
             None => mutator.next_input(),
         };
         watchdog.starting(&input);
+        if let Some(file) = keep_current {
+            std::fs::write(file, &input)
+                .unwrap_or_else(|error| panic!("{}: {error}", file.display()));
+        }
         if let Some(reason) = execute(target, &input) {
             failures.push(Failure { input, reason });
         }
@@ -335,7 +352,7 @@ mod tests {
             match input.first() {
                 Some(b'p') => panic!("boom"),
                 Some(b'e') => return Err("wrong".to_string()),
-                Some(b'a') => drop(Vec::<u8>::with_capacity(1 << 30)),
+                Some(b'a') => drop(Vec::<u8>::with_capacity(1 << 26)),
                 _ => {}
             }
             Ok(())
@@ -346,7 +363,7 @@ mod tests {
             b"a".to_vec(),
             b"fine".to_vec(),
         ];
-        let report = run(&target(&execute), &corpus, Duration::ZERO, 1);
+        let report = run(&target(&execute), &corpus, Duration::ZERO, 1, None);
         assert_eq!(
             report.executions, 4,
             "a zero budget replays the corpus only"
@@ -357,7 +374,7 @@ mod tests {
             [
                 "panicked: boom",
                 "property does not hold: wrong",
-                "allocated 1073741824 bytes at once for an input of 1 bytes",
+                "allocated 67108864 bytes at once for an input of 1 bytes",
             ]
         );
     }
@@ -370,7 +387,7 @@ mod tests {
             false => Ok(()),
         };
         let corpus = [b"{}".to_vec()];
-        let report = run(&target(&execute), &corpus, Duration::from_secs(5), 3);
+        let report = run(&target(&execute), &corpus, Duration::from_secs(5), 3, None);
         assert!(
             !report.failures.is_empty(),
             "{} executions",

@@ -107,7 +107,7 @@ impl<'a> Mutator<'a> {
             return;
         }
         let position = self.random.below(input.len() + 1);
-        match self.random.below(9) {
+        match self.random.below(10) {
             0 => {
                 let index = position.min(input.len() - 1);
                 input[index] ^= 1 << self.random.below(8);
@@ -143,9 +143,20 @@ impl<'a> Mutator<'a> {
                 input.truncate(position);
                 input.extend_from_slice(&other[from..]);
             }
-            _ if !self.dictionary.is_empty() => {
+            8 if !self.dictionary.is_empty() => {
                 let token = self.dictionary[self.random.below(self.dictionary.len())];
                 input.splice(position..position, token.iter().copied());
+            }
+            9 => {
+                // One token or byte many times over: deep nesting (`{{{{…`, `((((…`) is
+                // where recursive parsers run out of stack.
+                let token = match self.dictionary {
+                    [] => vec![self.random.next() as u8],
+                    tokens => tokens[self.random.below(tokens.len())].to_vec(),
+                };
+                let times = 1 << self.random.below(15);
+                let run = token.repeat(times.min(self.max_length / token.len().max(1)));
+                input.splice(position..position, run);
             }
             _ => input.insert(position, self.random.next() as u8),
         }

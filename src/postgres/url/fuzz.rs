@@ -3,7 +3,7 @@
 //! parses back to the same connection (with the mask as its password).
 
 use super::{DatabaseUrl, parse};
-use crate::fuzz::{Target, fuzz};
+use crate::fuzz::{Target, fuzz, valid_corpus};
 use crate::secret::MASK;
 
 fn parse_and_show(input: &[u8]) -> Result<(), String> {
@@ -89,4 +89,14 @@ fn database_url() {
         extra_corpus: &[],
         execute: &parse_and_show,
     });
+}
+
+#[test]
+fn the_corpus_strings_parse() {
+    for (path, input) in valid_corpus("database_url") {
+        let text = String::from_utf8(input).expect("a text file");
+        if let Err(error) = parse(&text) {
+            panic!("{}: {error}", path.display());
+        }
+    }
 }

@@ -77,3 +77,6 @@ pub mod shutdown;
 pub mod signature;
 pub mod store;
 pub mod time;
+
+#[cfg(test)]
+mod fuzz;

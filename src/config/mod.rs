@@ -25,6 +25,8 @@ mod table_name;
 mod webhook;
 
 #[cfg(test)]
+mod fuzz;
+#[cfg(test)]
 mod tests;
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -202,6 +202,10 @@ impl OutboxRow {
 }
 
 #[cfg(test)]
+#[path = "outbox_fuzz.rs"]
+mod fuzz;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;

@@ -489,3 +489,7 @@ impl CachedRelation {
 #[cfg(test)]
 #[path = "decoder_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "decoder_fuzz.rs"]
+mod fuzz;

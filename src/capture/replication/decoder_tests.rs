@@ -2,9 +2,10 @@ use serde_json::json;
 
 use super::*;
 use crate::capture::replication::pgoutput::tests::{
-    Builder, Field, Garbage, begin, commit, delete, insert, relation, truncate, update,
+    Builder, Field, begin, commit, delete, insert, relation, truncate, update,
 };
 use crate::capture::value::type_oid::{INT4, JSONB, NUMERIC, TEXT};
+use crate::fuzz::Random;
 use crate::postgres::TypeShape;
 
 const ORDERS: u32 = 16_400;
@@ -537,7 +538,7 @@ fn mismatched_tuples_and_unknown_relations_are_typed_errors() {
 
 #[test]
 fn garbage_never_panics_the_change_decoder() {
-    let mut garbage = Garbage::new(0xDEC0DE);
+    let mut garbage = Random::new(0xDEC0DE);
     let fixtures = [
         insert(ORDERS, &PAID),
         update(ORDERS, Some((b'O', &PAID)), &PAID),

@@ -2,6 +2,7 @@
 //! `proto.c` writes them (shared with the change decoder's tests).
 
 use super::*;
+use crate::fuzz::Random;
 
 /// One column of a tuple fixture.
 #[derive(Clone, Copy, Debug)]
@@ -637,29 +638,9 @@ fn huge_counts_fail_without_huge_allocations() {
     ));
 }
 
-/// A small deterministic generator (xorshift64*), so failures reproduce.
-pub(crate) struct Garbage(u64);
-
-impl Garbage {
-    pub(crate) fn new(seed: u64) -> Self {
-        Garbage(seed | 1)
-    }
-
-    pub(crate) fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    pub(crate) fn below(&mut self, bound: usize) -> usize {
-        (self.next() % bound as u64) as usize
-    }
-}
-
 #[test]
 fn garbage_and_mutated_fixtures_never_panic() {
-    let mut garbage = Garbage::new(0x5EED);
+    let mut garbage = Random::new(0x5EED);
     let tags = b"BCORYIUDTMSxn\0";
     for _ in 0..20_000 {
         let length = garbage.below(64);

@@ -19,6 +19,9 @@ use crate::postgres::{
 use crate::postgres::{TlsError, client_config};
 
 const COPY_BOTH_RESPONSE_TAG: u8 = b'W';
+/// The most the read buffer grows ahead of the bytes received for a message still
+/// arriving; beyond it, it grows as they arrive.
+const MAX_READ_AHEAD: usize = 1 << 16;
 
 /// An error reported by the server, with the fields an operator needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -488,7 +491,7 @@ impl ReplicationConnection {
 
     async fn read_incoming(&mut self) -> Result<Incoming, ConnectionError> {
         loop {
-            if let Some(incoming) = self.parse_buffered()? {
+            if let Some(incoming) = parse_buffered(&mut self.read_buffer)? {
                 return Ok(incoming);
             }
             if self.oversized_ahead().is_some() {
@@ -499,22 +502,32 @@ impl ReplicationConnection {
             }
         }
     }
+}
 
-    fn parse_buffered(&mut self) -> Result<Option<Incoming>, ConnectionError> {
-        if self.read_buffer.first() == Some(&COPY_BOTH_RESPONSE_TAG) {
-            let Some(header) = self.read_buffer.get(1..5) else {
-                return Ok(None);
-            };
-            let length = u32::from_be_bytes([header[0], header[1], header[2], header[3]]) as usize;
-            if self.read_buffer.len() < 1 + length {
-                return Ok(None);
-            }
-            // The body (format codes of the copied columns) means nothing for replication.
-            self.read_buffer.advance(1 + length);
-            return Ok(Some(Incoming::CopyBothResponse));
-        }
-        Ok(backend::Message::parse(&mut self.read_buffer)?.map(Incoming::Message))
+/// The next whole message in `buffer`, or `None` until more bytes arrive.
+fn parse_buffered(buffer: &mut BytesMut) -> Result<Option<Incoming>, ConnectionError> {
+    let Some(header) = buffer.get(1..5) else {
+        return Ok(None);
+    };
+    let length = u32::from_be_bytes([header[0], header[1], header[2], header[3]]) as usize;
+    if length < 4 {
+        return Err(ConnectionError::Protocol(format!(
+            "a message length of {length}, shorter than the length field itself"
+        )));
     }
+    let missing = (1 + length).saturating_sub(buffer.len());
+    if missing > 0 {
+        // postgres-protocol would reserve the whole claimed length at once: a corrupt
+        // length field would reserve up to 4 GiB before a byte of it arrived.
+        buffer.reserve(missing.min(MAX_READ_AHEAD));
+        return Ok(None);
+    }
+    if buffer[0] == COPY_BOTH_RESPONSE_TAG {
+        // The body (format codes of the copied columns) means nothing for replication.
+        buffer.advance(1 + length);
+        return Ok(Some(Incoming::CopyBothResponse));
+    }
+    Ok(backend::Message::parse(buffer)?.map(Incoming::Message))
 }
 
 fn unexpected(context: &str) -> ConnectionError {
@@ -559,3 +572,11 @@ async fn open_transport(url: &DatabaseUrl) -> Result<Watched<Transport>, Connect
         .map_err(|source| ConnectionError::TlsHandshake { address, source })?;
     Ok(Watched::new(Transport::Tls(Box::new(tls)), ANSWER_TIMEOUT))
 }
+
+#[cfg(test)]
+#[path = "wire_fuzz.rs"]
+mod fuzz;
+
+#[cfg(test)]
+#[path = "wire_tests.rs"]
+mod tests;

@@ -7,6 +7,9 @@ use serde_json::Value;
 
 use super::TypeCatalog;
 
+/// PostgreSQL's `MAXDIM`: the most dimensions an array can have.
+const MAX_DIMENSIONS: usize = 6;
+
 /// Parses an array's text form, `[1:2]={a,"b,c",NULL}`, converting each element with its
 /// type's rule. `None` when malformed, so the caller keeps the text.
 pub(super) fn array_to_json(
@@ -36,7 +39,7 @@ pub(super) fn array_to_json(
         element_type,
         depth,
     };
-    let value = parser.array()?;
+    let value = parser.array(1)?;
     parser.skip_whitespace();
     (parser.position == body.len()).then_some(value)
 }
@@ -68,9 +71,12 @@ impl<'a> ArrayParser<'a> {
         }
     }
 
-    /// `{…}` holding either only sub-arrays (one more dimension) or only elements.
-    fn array(&mut self) -> Option<Value> {
-        if self.peek()? != b'{' {
+    /// `{…}` holding either only sub-arrays (one more dimension) or only elements;
+    /// `dimension` counts from 1 for the outermost.
+    fn array(&mut self, dimension: usize) -> Option<Value> {
+        // PostgreSQL never prints more dimensions than it allows, and a text nested
+        // deeper would take this recursion past the end of the stack.
+        if self.peek()? != b'{' || dimension > MAX_DIMENSIONS {
             return None;
         }
         self.position += 1;
@@ -87,7 +93,7 @@ impl<'a> ArrayParser<'a> {
                 return None;
             }
             items.push(if nested {
-                self.array()?
+                self.array(dimension + 1)?
             } else {
                 self.element()?
             });

@@ -251,6 +251,22 @@ fn array_bounds_and_dimensions() {
     );
 }
 
+// Found by the `notify_record` fuzz target: 8,193 nested braces in an outbox row's column
+// list overflowed the stack of the recursive array parser.
+#[test]
+fn arrays_nested_deeper_than_postgresql_allows_keep_their_text() {
+    let six = "{{{{{{1}}}}}}";
+    assert_eq!(to_json(INT4_ARRAY, six), json!([[[[[[1]]]]]]));
+    for depth in [7, 100_000] {
+        let text = format!("{}1{}", "{".repeat(depth), "}".repeat(depth));
+        assert_eq!(
+            to_json(INT4_ARRAY, &text),
+            string(&text),
+            "{depth} dimensions"
+        );
+    }
+}
+
 #[test]
 fn malformed_and_unknown_arrays_keep_their_text() {
     for text in [

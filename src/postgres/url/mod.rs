@@ -146,8 +146,10 @@ impl DatabaseUrl {
         url.push('@');
         let mut query = Vec::new();
         match &self.host {
+            // Only the colons of an IPv6 address may stay as they are inside the
+            // brackets: a `/`, `]` or `?` would end the host early when read back.
             Host::Tcp(host) if host.contains(':') => {
-                url.push_str(&format!("[{}]", host.replace('%', "%25")));
+                url.push_str(&format!("[{}]", percent_encode(host).replace("%3A", ":")));
             }
             Host::Tcp(host) => url.push_str(&percent_encode(host)),
             Host::Unix(directory) => query.push(("host", directory.display().to_string())),
@@ -200,3 +202,6 @@ fn percent_encode(text: &str) -> String {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod fuzz;

@@ -182,3 +182,27 @@ fn masked_shows_everything_but_the_password() {
     );
     assert_eq!(parse(&url.masked()).map(|again| again.port), Ok(6543));
 }
+
+// Found by the `database_url` fuzz target: a host with a colon was shown in brackets
+// with its `/`, `]` or `?` as they are, so the display form did not parse back.
+#[test]
+fn masked_hosts_with_a_colon_read_back() {
+    for text in [
+        "host=ll:///",
+        "host=a:b]c",
+        "host=x:y?z",
+        "postgres://\u{fffd}fe80::1%25eth0]:6000/d",
+    ] {
+        let url = parsed(text);
+        let masked = url.masked();
+        assert_eq!(
+            parse(&masked).map(|again| again.host),
+            Ok(url.host),
+            "{masked}"
+        );
+    }
+    assert_eq!(
+        parsed("host=ll:///").masked(),
+        "postgres://postgres@[ll:%2F%2F%2F]:5432/postgres"
+    );
+}

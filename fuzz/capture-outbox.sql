@@ -1,0 +1,11 @@
+CREATE TYPE mood AS ENUM ('sad', 'happy');
+CREATE TYPE address AS (street text, zip int4);
+CREATE TABLE orders (id int4 PRIMARY KEY, status text, total numeric(10,2), items jsonb, tags text[], paid_at timestamptz, mood mood, ship_to address, note text, flag bool, data bytea, "line items" int8[], spot point, during tstzrange);
+CREATE TRIGGER rowhook_columns BEFORE INSERT OR UPDATE OR DELETE ON orders FOR EACH STATEMENT EXECUTE FUNCTION rowhook.remember_columns();
+CREATE TRIGGER rowhook_capture AFTER INSERT OR UPDATE OR DELETE ON orders FOR EACH ROW EXECUTE FUNCTION rowhook.capture();
+CREATE TRIGGER rowhook_columns_done AFTER INSERT OR UPDATE OR DELETE ON orders FOR EACH STATEMENT EXECUTE FUNCTION rowhook.remember_columns();
+INSERT INTO orders VALUES (42, 'paid', 99.90, '{"sku": "A1", "n": [1, 2.5, null]}', '{"x y", z, NULL, "q\"uote", "back\\slash"}', '2026-11-22 17:21:21.490266+00', 'happy', ROW('Main St "1", (back)', 12345), E'line\nbreak, (paren)', true, '\x00ff', '{{1,2},{3,4}}', '(1.5,-2)', '[2026-01-01,infinity)');
+INSERT INTO orders (id) VALUES (7);
+UPDATE orders SET status = 'shipped', note = NULL, tags = '{}' WHERE id = 42;
+DELETE FROM orders WHERE id = 7;
+SELECT action || E'\n' || columns || E'\n' || item || coalesce(E'\n' || old_item, '') FROM rowhook.outbox ORDER BY id;

@@ -1,0 +1,74 @@
+use bytes::BufMut;
+
+use super::*;
+
+/// A CopyData header claiming `length` bytes, followed by `body`.
+fn copy_data(length: u32, body: &[u8]) -> BytesMut {
+    let mut buffer = BytesMut::new();
+    buffer.put_u8(b'd');
+    buffer.put_u32(length);
+    buffer.put_slice(body);
+    buffer
+}
+
+// Found by the `copy_both_frames` fuzz target: postgres-protocol reserved the length a
+// header claimed before any of it arrived.
+#[test]
+fn a_huge_length_field_reserves_only_a_bounded_read_ahead() {
+    let mut buffer = copy_data(0xFFFF_FFF0, b"wxyz");
+    assert!(matches!(parse_buffered(&mut buffer), Ok(None)));
+    assert!(
+        buffer.capacity() <= 2 * MAX_READ_AHEAD,
+        "{}",
+        buffer.capacity()
+    );
+}
+
+#[test]
+fn a_message_split_anywhere_is_read_once_whole() {
+    let whole = copy_data(4 + 3, b"k12");
+    for split in 0..whole.len() {
+        let mut buffer = BytesMut::from(&whole[..split]);
+        assert!(
+            matches!(parse_buffered(&mut buffer), Ok(None)),
+            "split at {split}"
+        );
+        buffer.extend_from_slice(&whole[split..]);
+        let Ok(Some(Incoming::Message(backend::Message::CopyData(body)))) =
+            parse_buffered(&mut buffer)
+        else {
+            panic!("split at {split}: no CopyData");
+        };
+        assert_eq!(body.data(), b"k12");
+        assert!(buffer.is_empty());
+    }
+}
+
+#[test]
+fn lengths_shorter_than_the_length_field_are_protocol_errors() {
+    for tag in [b'd', COPY_BOTH_RESPONSE_TAG] {
+        let mut buffer = BytesMut::new();
+        buffer.put_u8(tag);
+        buffer.put_u32(3);
+        buffer.put_slice(b"\0\0\0");
+        let error = parse_buffered(&mut buffer).err().expect("an error");
+        assert_eq!(
+            error.to_string(),
+            "unexpected message from the server: a message length of 3, shorter than the \
+             length field itself"
+        );
+    }
+}
+
+#[test]
+fn copy_both_response_is_consumed_with_its_body() {
+    let mut buffer = BytesMut::from(&b"W\0\0\0\x07\0\0\0d\0\0\0\x05k"[..]);
+    assert!(matches!(
+        parse_buffered(&mut buffer),
+        Ok(Some(Incoming::CopyBothResponse))
+    ));
+    assert!(matches!(
+        parse_buffered(&mut buffer),
+        Ok(Some(Incoming::Message(backend::Message::CopyData(_))))
+    ));
+}

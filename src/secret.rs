@@ -1,7 +1,105 @@
 //! Masking: how secrets are shown in the history, the pages, the API and the logs.
 
+use std::borrow::Cow;
+use std::sync::RwLock;
+
 /// What a password or other secret is shown as.
 pub const MASK: &str = "••••";
+
+/// Values shorter than this are not masked wherever they appear: a `${PORT}` of `80`
+/// would turn every `80` in the history into `••••`. (Real secrets are longer.)
+const SHORTEST_MASKED: usize = 4;
+
+/// The secret values of a configuration (CONTRACT §6, §12): every value substituted for
+/// a `${VAR}`, the signing secrets, the admin token, `Authorization` values and
+/// inbound passwords. Wherever one appears in text shown to anyone — a URL, a header, a
+/// body, an error, an answer's body, a log line — it is shown as [`MASK`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Secrets {
+    /// Longest first, so that a secret containing another is masked whole.
+    values: Vec<String>,
+}
+
+impl Secrets {
+    pub fn new(values: impl IntoIterator<Item = String>) -> Secrets {
+        let mut values: Vec<String> = values
+            .into_iter()
+            .filter(|value| value.chars().count() >= SHORTEST_MASKED)
+            .collect();
+        values.sort_by(|one, other| other.len().cmp(&one.len()).then_with(|| one.cmp(other)));
+        values.dedup();
+        Secrets { values }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+
+    /// `text` with every secret value, and every password in a URL, masked.
+    pub fn mask<'a>(&self, text: &'a str) -> Cow<'a, str> {
+        let mut masked = Cow::Borrowed(text);
+        for value in &self.values {
+            if masked.contains(value.as_str()) {
+                masked = Cow::Owned(masked.replace(value.as_str(), MASK));
+            }
+        }
+        masked
+    }
+
+    /// Like [`Secrets::mask`], with URL passwords masked too.
+    pub fn mask_all(&self, text: &str) -> String {
+        mask_url_password(&self.mask(text))
+    }
+
+    /// Every string inside `value` masked (an envelope, a JSON answer).
+    pub fn mask_json(&self, value: &mut serde_json::Value) {
+        match value {
+            serde_json::Value::String(text) => {
+                if let Cow::Owned(masked) = self.mask(text) {
+                    *text = masked;
+                }
+            }
+            serde_json::Value::Array(values) => {
+                values.iter_mut().for_each(|value| self.mask_json(value));
+            }
+            serde_json::Value::Object(map) => {
+                map.values_mut().for_each(|value| self.mask_json(value));
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The secrets log lines are masked with: set once the configuration is loaded (see
+/// [`MaskingWriter`]).
+static LOGGED: RwLock<Secrets> = RwLock::new(Secrets { values: Vec::new() });
+
+/// Masks these secrets in every log line from now on.
+pub fn mask_in_logs(secrets: &Secrets) {
+    *LOGGED
+        .write()
+        .unwrap_or_else(|poisoned| poisoned.into_inner()) = secrets.clone();
+}
+
+/// A log writer that masks secrets and URL passwords in what it is given. The log
+/// formatter writes each event in one call, so a secret is never split between two.
+pub struct MaskingWriter<W>(pub W);
+
+impl<W: std::io::Write> std::io::Write for MaskingWriter<W> {
+    fn write(&mut self, buffer: &[u8]) -> std::io::Result<usize> {
+        let secrets = LOGGED
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let text = String::from_utf8_lossy(buffer);
+        let masked = mask_url_password(&secrets.mask(&text));
+        self.0.write_all(masked.as_bytes())?;
+        Ok(buffer.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
+}
 
 /// Masks every password in `text`: the `:password@` part of anything URL-like and
 /// `password=…` parameters (query or keyword/value form). Never fails; meant for
@@ -102,6 +200,48 @@ fn find_ascii_case_insensitive(haystack: &str, needle: &str) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_secret_value_is_masked_wherever_it_appears() {
+        let secrets = Secrets::new([
+            "tok-123456".to_string(),
+            "tok".to_string(),
+            "s3cr3t-and-more".to_string(),
+        ]);
+        assert_eq!(
+            secrets.mask("https://h/p?key=tok-123456&x=1 body tok-123456"),
+            format!("https://h/p?key={MASK}&x=1 body {MASK}")
+        );
+        // Too short to mask everywhere: `tok` stays (a port or a flag would be mangled).
+        assert_eq!(secrets.mask("tok"), "tok");
+        // A secret containing another is masked whole.
+        let nested = Secrets::new(["abcd".to_string(), "abcdefgh".to_string()]);
+        assert_eq!(nested.mask("abcdefgh abcd"), format!("{MASK} {MASK}"));
+        let mut json =
+            serde_json::json!({"a": ["s3cr3t-and-more"], "b": {"c": "x s3cr3t-and-more"}, "n": 1});
+        secrets.mask_json(&mut json);
+        assert_eq!(
+            json,
+            serde_json::json!({"a": [MASK], "b": {"c": format!("x {MASK}")}, "n": 1})
+        );
+        assert_eq!(
+            secrets.mask_all("postgres://u:pw@h/db?key=tok-123456"),
+            format!("postgres://u:{MASK}@h/db?key={MASK}")
+        );
+    }
+
+    #[test]
+    fn log_lines_are_masked() {
+        mask_in_logs(&Secrets::new(["logged-secret".to_string()]));
+        let mut written = Vec::new();
+        let mut writer = MaskingWriter(&mut written);
+        std::io::Write::write_all(&mut writer, b"error url=http://h/?t=logged-secret\n").unwrap();
+        assert_eq!(
+            String::from_utf8(written).unwrap(),
+            format!("error url=http://h/?t={MASK}\n")
+        );
+        mask_in_logs(&Secrets::default());
+    }
 
     #[test]
     fn masks_passwords_in_any_text() {

@@ -213,7 +213,9 @@ pub(super) async fn events(
     Query(parameters): Query<ListingParameters>,
 ) -> Result<Json<EventList>, AdminError> {
     let query = parameters.to_query()?;
-    Ok(Json(history::list(state.store.as_ref(), &query).await?))
+    Ok(Json(
+        history::list(state.store.as_ref(), &query, &state.config.secrets).await?,
+    ))
 }
 
 pub(super) async fn event(

@@ -52,10 +52,13 @@ impl From<anyhow::Error> for Failure {
     }
 }
 
+/// Loads the configuration; from then on its secrets are masked in every log line.
 pub(crate) fn load_config(path: &Path) -> Result<Config, Failure> {
-    config::load(path).map_err(|errors| {
+    let config = config::load(path).map_err(|errors| {
         Failure::Configuration(errors.0.iter().map(ToString::to_string).collect())
-    })
+    })?;
+    rowhook::secret::mask_in_logs(&config.secrets);
+    Ok(config)
 }
 
 pub(crate) fn database_url(config: &Config) -> Result<DatabaseUrl, Failure> {
@@ -75,7 +78,7 @@ pub(crate) fn init_logging(default: &str) {
     // would get the escape codes as text.
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(|| rowhook::secret::MaskingWriter(std::io::stderr()))
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
 }

@@ -73,14 +73,22 @@ pub(crate) async fn run(path: &Path, name: &str, item: Option<&str>) -> Result<(
     let routed = router
         .render_for(name, &change)
         .ok_or_else(|| unknown_webhook(&config, name))?;
-    let request = routed
-        .request
-        .map_err(|error| anyhow!("cannot render the request: {error}"))?;
+    let request = routed.request.map_err(|error| {
+        anyhow!(
+            "cannot render the request: {}",
+            config.secrets.mask_all(&error.to_string())
+        )
+    })?;
 
     // The request exactly as delivery sends it, secrets masked.
     print!(
         "{}",
-        request_text(&masked_request(&routed.id, &request, Some(webhook)))
+        request_text(&masked_request(
+            &routed.id,
+            &request,
+            Some(webhook),
+            &config.secrets
+        ))
     );
 
     let client = DeliveryClient::new(&config.deny).context("cannot build the HTTP client")?;
@@ -94,13 +102,16 @@ pub(crate) async fn run(path: &Path, name: &str, item: Option<&str>) -> Result<(
         timeout: webhook.delivery.timeout,
     };
     let attempt = client.attempt(&request, &options).await;
-    print!("\n{}", response_text(&attempt));
+    // A receiver may echo what it was sent, and an error may quote the URL.
+    print!("\n{}", config.secrets.mask_all(&response_text(&attempt)));
     if attempt.succeeded() {
         Ok(())
     } else {
         Err(Failure::Runtime(anyhow!(
             "the test delivery failed: {}",
-            attempt.error.as_deref().unwrap_or("unknown reason")
+            config
+                .secrets
+                .mask_all(attempt.error.as_deref().unwrap_or("unknown reason"))
         )))
     }
 }

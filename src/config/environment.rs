@@ -17,6 +17,8 @@ pub(super) struct Expanded {
     /// Whether any part of the text came from the environment: such values are secrets
     /// as far as logs and admin pages are concerned.
     pub from_environment: bool,
+    /// The values substituted, each a secret wherever it appears (CONTRACT §12).
+    pub values: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Error)]
@@ -40,6 +42,7 @@ pub(super) fn expand(
     let mut output = String::with_capacity(text.len());
     let mut errors = Vec::new();
     let mut from_environment = false;
+    let mut values = Vec::new();
     let mut rest = text;
     while let Some(dollar) = rest.find('$') {
         output.push_str(&rest[..dollar]);
@@ -59,6 +62,7 @@ pub(super) fn expand(
             } else if let Some(value) = environment(name) {
                 output.push_str(&value);
                 from_environment = true;
+                values.push(value);
             } else {
                 errors.push(EnvironmentError::Missing(name.to_string()));
             }
@@ -73,6 +77,7 @@ pub(super) fn expand(
         Ok(Expanded {
             text: output,
             from_environment,
+            values,
         })
     } else {
         Err(errors)

@@ -38,7 +38,7 @@ use std::time::Duration;
 use thiserror::Error;
 
 use crate::change::{Action, TableName};
-use crate::secret::{MASK, mask_url_password};
+use crate::secret::{MASK, Secrets, mask_url_password};
 
 pub use alerts::{AlertConfig, AlertKind};
 pub use duration::{DurationError, format_duration, parse_duration};
@@ -75,6 +75,8 @@ pub struct Config {
     pub alerts: Vec<AlertConfig>,
     /// `[inbound]`: webhooks received into tables (CONTRACT §11); `None` without it.
     pub inbound: Option<InboundConfig>,
+    /// What is masked wherever it is shown (history, pages, API, logs, `send-test`).
+    pub secrets: Secrets,
 }
 
 impl Config {
@@ -473,6 +475,7 @@ pub fn parse(
     let alerts = alerts::read_alerts(&mut reader, &document, &delivery);
     let inbound = inbound::read_inbound(&mut reader, &document);
     let webhooks = webhook::read_webhooks(&mut reader, &document, &models, &delivery, &alerts);
+    let substituted = reader.take_substituted();
     let errors = reader.into_errors();
     if !errors.is_empty() {
         return Err(ConfigErrors(errors));
@@ -483,7 +486,15 @@ pub fn parse(
         .chain(alerts.iter().map(|alert| alert.delivery.timeout))
         .fold(delivery.timeout, Duration::max);
     store.claim_lease = longest_attempt + sections::CLAIM_LEASE_MARGIN;
+    let secrets = secrets(
+        substituted,
+        admin.as_ref(),
+        &webhooks,
+        &alerts,
+        inbound.as_ref(),
+    );
     Ok(Config {
+        secrets,
         file: file.to_path_buf(),
         source,
         store,
@@ -498,6 +509,43 @@ pub fn parse(
         alerts,
         inbound,
     })
+}
+
+/// The configuration's secrets (CONTRACT §6, §12): what came from `${VAR}`, and what is
+/// a secret by its key whatever its origin.
+fn secrets(
+    substituted: Vec<String>,
+    admin: Option<&AdminConfig>,
+    webhooks: &[WebhookConfig],
+    alerts: &[AlertConfig],
+    inbound: Option<&InboundConfig>,
+) -> Secrets {
+    let signing = webhooks
+        .iter()
+        .filter_map(|webhook| webhook.secret.clone())
+        .chain(alerts.iter().filter_map(|alert| alert.secret.clone()));
+    let authorization = webhooks
+        .iter()
+        .flat_map(|webhook| &webhook.headers)
+        .chain(alerts.iter().flat_map(|alert| &alert.headers))
+        .filter(|(name, _)| name.eq_ignore_ascii_case("authorization"))
+        .map(|(_, value)| value.clone());
+    let inbound = inbound
+        .into_iter()
+        .flat_map(|inbound| &inbound.endpoints)
+        .filter_map(|endpoint| match &endpoint.check {
+            SenderCheck::Basic { password, .. } => Some(password.clone()),
+            SenderCheck::Signature { secret } => Some(secret.clone()),
+            SenderCheck::None => None,
+        });
+    Secrets::new(
+        substituted
+            .into_iter()
+            .chain(admin.map(|admin| admin.token.clone()))
+            .chain(signing)
+            .chain(authorization)
+            .chain(inbound),
+    )
 }
 
 /// A TOML syntax error on one line, with the line and column where it was found.

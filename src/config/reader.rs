@@ -38,6 +38,8 @@ pub(super) struct Reader<'a> {
     file: &'a Path,
     environment: &'a dyn Fn(&str) -> Option<String>,
     errors: Vec<ConfigError>,
+    /// Every value substituted for a `${VAR}` so far.
+    substituted: Vec<String>,
 }
 
 impl<'a> Reader<'a> {
@@ -46,6 +48,7 @@ impl<'a> Reader<'a> {
             file,
             environment,
             errors: Vec::new(),
+            substituted: Vec::new(),
         }
     }
 
@@ -55,6 +58,11 @@ impl<'a> Reader<'a> {
             key: key.into(),
             reason: reason.to_string(),
         });
+    }
+
+    /// The values substituted for `${VAR}` references, taken out.
+    pub(crate) fn take_substituted(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.substituted)
     }
 
     pub(crate) fn into_errors(self) -> Vec<ConfigError> {
@@ -250,7 +258,10 @@ impl<'a> Reader<'a> {
             return None;
         };
         match expand(text, self.environment) {
-            Ok(expanded) => Some(expanded),
+            Ok(expanded) => {
+                self.substituted.extend(expanded.values.iter().cloned());
+                Some(expanded)
+            }
             Err(errors) => {
                 for error in errors {
                     self.error(path, error);

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::Config;
 use crate::event::Status;
 use crate::model::key_query_forms;
+use crate::secret::Secrets;
 use crate::store::{Counts, EventQuery, EventStore, RowQuery, StoreError};
 use crate::time::now_ms;
 
@@ -42,6 +43,7 @@ pub fn webhooks(
                 webhook,
                 counts.get(&webhook.name),
                 paused.contains(&webhook.name),
+                &config.secrets,
             )
         })
         .collect()
@@ -66,10 +68,14 @@ pub async fn set_paused(
 
 /// One page of events, newest first. A row's key is tried as typed, then in the form
 /// events store it (`id=42` as `42`, composite pairs sorted).
-pub async fn list(store: &dyn EventStore, query: &EventQuery) -> Result<EventList, StoreError> {
+pub async fn list(
+    store: &dyn EventStore,
+    query: &EventQuery,
+    secrets: &Secrets,
+) -> Result<EventList, StoreError> {
     let Some(row) = &query.row else {
         let records = store.list(query).await?;
-        return Ok(EventList::page(&records, query.limit));
+        return Ok(EventList::page(&records, query.limit, secrets));
     };
     let mut records = Vec::new();
     for key in key_query_forms(&row.key) {
@@ -83,7 +89,7 @@ pub async fn list(store: &dyn EventStore, query: &EventQuery) -> Result<EventLis
             break;
         }
     }
-    Ok(EventList::page(&records, query.limit))
+    Ok(EventList::page(&records, query.limit, secrets))
 }
 
 /// One event in detail; [`StoreError::NotFound`] when there is none.
@@ -127,7 +133,7 @@ pub async fn redeliver_matching(
                 Err(error) => return Err(error),
             }
         }
-        match EventList::page(&page, query.limit).next_before {
+        match EventList::page(&page, query.limit, &Secrets::default()).next_before {
             Some(before) => query.before = Some(before),
             None => break,
         }

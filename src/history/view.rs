@@ -1,14 +1,15 @@
 //! The history as admins read it: typed views, the same for the JSON API, the pages and
 //! the CLI (which reads the API's answers back into these very types). Every secret is
 //! masked on the way in: signing keys, `Authorization` values, header values that came
-//! from `${VAR}`, and passwords in URLs.
+//! from `${VAR}`, passwords in URLs, and every `${VAR}` value wherever it appears — URL,
+//! headers, body, envelope, errors, answers (the configuration's [`Secrets`]).
 
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Config, WebhookConfig};
 use crate::event::{Attempt, Request, Status};
 use crate::outgoing::{Outgoing, WEBHOOK_SIGNATURE, WEBHOOK_TIMESTAMP};
-use crate::secret::{MASK, mask_url_password};
+use crate::secret::{MASK, Secrets};
 use crate::store::{Counts, EventRecord, StoredEvent};
 use crate::time::rfc3339_from_unix_ms;
 
@@ -35,8 +36,8 @@ pub struct EventSummary {
     pub row_key: Option<String>,
 }
 
-impl From<&EventRecord> for EventSummary {
-    fn from(record: &EventRecord) -> EventSummary {
+impl EventSummary {
+    pub fn of(record: &EventRecord, secrets: &Secrets) -> EventSummary {
         EventSummary {
             id: record.id.clone(),
             webhook: record.webhook.clone(),
@@ -45,7 +46,10 @@ impl From<&EventRecord> for EventSummary {
             status: record.status,
             attempts: record.attempts,
             last_status_code: record.last_status_code,
-            last_error: record.last_error.clone(),
+            last_error: record
+                .last_error
+                .as_deref()
+                .map(|error| secrets.mask_all(error)),
             created_at: rfc3339_from_unix_ms(record.created_at_ms),
             next_attempt_at: record.next_attempt_at_ms.map(rfc3339_from_unix_ms),
             finished_at: record.finished_at_ms.map(rfc3339_from_unix_ms),
@@ -65,13 +69,16 @@ pub struct EventList {
 
 impl EventList {
     /// The page of `records` asked for with `limit`: only a full page may have more after it.
-    pub fn page(records: &[EventRecord], limit: usize) -> EventList {
+    pub fn page(records: &[EventRecord], limit: usize, secrets: &Secrets) -> EventList {
         let next_before = match records.last() {
             Some(last) if limit > 0 && records.len() >= limit => Some(last.sequence),
             _ => None,
         };
         EventList {
-            events: records.iter().map(EventSummary::from).collect(),
+            events: records
+                .iter()
+                .map(|record| EventSummary::of(record, secrets))
+                .collect(),
             next_before,
         }
     }
@@ -80,7 +87,12 @@ impl EventList {
 /// The request exactly as an attempt sends it, secrets masked: the stored headers plus
 /// those delivery adds (user agent, event id, signing headers — the signature itself
 /// changes with every attempt's timestamp, so it is described, not shown).
-pub fn masked_request(id: &str, request: &Request, webhook: Option<&WebhookConfig>) -> Request {
+pub fn masked_request(
+    id: &str,
+    request: &Request,
+    webhook: Option<&WebhookConfig>,
+    secrets: &Secrets,
+) -> Request {
     let outgoing = webhook.map(|webhook| Outgoing {
         event_id: id,
         event_id_header: &webhook.delivery.event_id_header,
@@ -101,16 +113,19 @@ pub fn masked_request(id: &str, request: &Request, webhook: Option<&WebhookConfi
             } else if name.eq_ignore_ascii_case(WEBHOOK_TIMESTAMP) {
                 "… (each attempt's Unix time)".to_string()
             } else {
-                value
+                secrets.mask_all(&value)
             };
             (name, shown)
         })
         .collect();
     Request {
         method: request.method.clone(),
-        url: mask_url_password(&request.url),
+        url: secrets.mask_all(&request.url),
         headers,
-        body: request.body.clone(),
+        body: request
+            .body
+            .as_deref()
+            .map(|body| secrets.mask(body).into_owned()),
     }
 }
 
@@ -127,8 +142,8 @@ pub struct AttemptView {
     pub response_body: String,
 }
 
-impl From<&Attempt> for AttemptView {
-    fn from(attempt: &Attempt) -> AttemptView {
+impl AttemptView {
+    pub fn of(attempt: &Attempt, secrets: &Secrets) -> AttemptView {
         AttemptView {
             number: attempt.number,
             started_at: rfc3339_from_unix_ms(attempt.started_at_ms),
@@ -138,8 +153,12 @@ impl From<&Attempt> for AttemptView {
                 .error_kind
                 .map_or("success", |kind| kind.as_str())
                 .to_string(),
-            error: attempt.error.clone(),
-            response_body: attempt.response_body.clone(),
+            error: attempt
+                .error
+                .as_deref()
+                .map(|error| secrets.mask_all(error)),
+            // A receiver may echo what it was sent.
+            response_body: secrets.mask(&attempt.response_body).into_owned(),
         }
     }
 }
@@ -169,8 +188,11 @@ pub struct EventDetail {
 impl EventDetail {
     pub fn of(event: &StoredEvent, config: &Config) -> EventDetail {
         let record = &event.record;
-        let summary = EventSummary::from(record);
+        let secrets = &config.secrets;
+        let summary = EventSummary::of(record, secrets);
         let webhook = config.webhook(&record.webhook);
+        let mut envelope = serde_json::from_str(&event.envelope).unwrap_or_default();
+        secrets.mask_json(&mut envelope);
         EventDetail {
             id: summary.id,
             webhook: summary.webhook,
@@ -183,13 +205,20 @@ impl EventDetail {
             next_attempt_at: summary.next_attempt_at,
             finished_at: summary.finished_at,
             sequence: summary.sequence,
-            envelope: serde_json::from_str(&event.envelope).unwrap_or_default(),
-            render_error: record.render_error.clone(),
+            envelope,
+            render_error: record
+                .render_error
+                .as_deref()
+                .map(|error| secrets.mask_all(error)),
             request: event
                 .request
                 .as_ref()
-                .map(|request| masked_request(&record.id, request, webhook)),
-            attempts: event.attempts.iter().map(AttemptView::from).collect(),
+                .map(|request| masked_request(&record.id, request, webhook, secrets)),
+            attempts: event
+                .attempts
+                .iter()
+                .map(|attempt| AttemptView::of(attempt, secrets))
+                .collect(),
         }
     }
 }
@@ -237,13 +266,18 @@ pub struct WebhookSummary {
 }
 
 impl WebhookSummary {
-    pub fn of(webhook: &WebhookConfig, counts: Option<&Counts>, paused: bool) -> WebhookSummary {
+    pub fn of(
+        webhook: &WebhookConfig,
+        counts: Option<&Counts>,
+        paused: bool,
+        secrets: &Secrets,
+    ) -> WebhookSummary {
         WebhookSummary {
             name: webhook.name.clone(),
             model: webhook.model.clone(),
             active: webhook.active,
             method: webhook.method.as_str().to_string(),
-            url: mask_url_password(&webhook.url),
+            url: secrets.mask_all(&webhook.url),
             on: webhook
                 .on
                 .iter()

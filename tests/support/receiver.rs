@@ -41,6 +41,8 @@ pub(crate) enum Reply {
     Redirect(String),
     /// Never answer (the connection stays open).
     Hang,
+    /// Answer with this status and, as the body, what was received (target and body).
+    Echo(u16),
 }
 
 type Responder = Arc<dyn Fn(&Received) -> Reply + Send + Sync>;
@@ -228,6 +230,7 @@ async fn handle(
     };
     let responder = responder.lock().unwrap().clone();
     let reply = responder(&received);
+    let echoed = format!("{} {}", received.target, received.body);
     requests.lock().unwrap().push(received);
     arrived.notify_waiters();
     let response = match reply {
@@ -238,6 +241,9 @@ async fn handle(
             .status(StatusCode::FOUND)
             .header("location", location)
             .body(Full::new(Bytes::new())),
+        Reply::Echo(code) => Response::builder()
+            .status(StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
+            .body(Full::new(Bytes::from(echoed))),
         Reply::Hang => {
             tokio::time::sleep(Duration::from_secs(3600)).await;
             Response::builder()

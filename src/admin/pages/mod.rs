@@ -274,7 +274,7 @@ pub(super) async fn home(State(state): State<AdminState>) -> Result<Html<String>
 <td class=\"number\">{failed}</td></tr>",
                 link = escape(&url_component(&queue)),
                 name = escape(&target.name),
-                url = escape(&crate::secret::mask_url_password(&target.url)),
+                url = escape(&state.config.secrets.mask_all(&target.url)),
                 kinds = escape(&kinds.join(", ")),
                 pending = count(Status::Pending),
                 delivered = count(Status::Delivered),

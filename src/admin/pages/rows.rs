@@ -32,7 +32,7 @@ pub(crate) async fn rows(
     let EventList {
         events,
         next_before,
-    } = history::list(state.store.as_ref(), &query).await?;
+    } = history::list(state.store.as_ref(), &query, &state.config.secrets).await?;
     let title = format!("{} {}", row.model, row.key);
     let mut body = row_search(&state.config, Some(&row.model), Some(&row.key));
     let _ = write!(

@@ -29,7 +29,7 @@ pub(crate) async fn webhook(
     let EventList {
         events,
         next_before,
-    } = history::list(state.store.as_ref(), &query).await?;
+    } = history::list(state.store.as_ref(), &query, &state.config.secrets).await?;
     let link = format!("/webhooks/{}", url_component(&name));
     let status = query.status.map(|status| status.as_str());
 

@@ -130,7 +130,7 @@ impl Story {
         let deadline = tokio::time::Instant::now() + SETTLE_WAIT;
         let all = EventQuery::default();
         loop {
-            let events = history::list(store, &all)
+            let events = history::list(store, &all, &rowhook::secret::Secrets::default())
                 .await
                 .context("cannot read the events")?
                 .events;

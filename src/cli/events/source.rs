@@ -55,7 +55,7 @@ impl<'a> History<'a> {
 
     pub(super) async fn list(&self, filter: &Filter) -> anyhow::Result<Vec<EventSummary>> {
         match self {
-            History::Direct { store, .. } => {
+            History::Direct { store, config } => {
                 let query = EventQuery {
                     webhook: filter.webhook.clone(),
                     status: filter.status,
@@ -66,7 +66,9 @@ impl<'a> History<'a> {
                         key: key.clone(),
                     }),
                 };
-                Ok(history::list(store.as_ref(), &query).await?.events)
+                Ok(history::list(store.as_ref(), &query, &config.secrets)
+                    .await?
+                    .events)
             }
             History::Service(api) => {
                 let mut query = vec![("limit", filter.limit.to_string())];

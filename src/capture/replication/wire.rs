@@ -2,7 +2,6 @@
 //! `replication=database`, authentication, TLS, simple queries and CopyBoth framing.
 //! (tokio-postgres has no CopyBoth support; postgres-protocol rejects the `W` message.)
 
-use std::io;
 use std::sync::Arc;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
@@ -12,106 +11,21 @@ use postgres_protocol::message::{backend, frontend};
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use crate::postgres::client_config;
 use crate::postgres::{
-    ANSWER_TIMEOUT, DatabaseUrl, Host, SERVER_SIDE_KEEPALIVE_OPTIONS, SocketError, SslMode,
-    Transport, Watched, open_socket,
+    ANSWER_TIMEOUT, DatabaseUrl, Host, SERVER_SIDE_KEEPALIVE_OPTIONS, SslMode, Transport, Watched,
+    open_socket,
 };
-use crate::postgres::{TlsError, client_config};
+
+pub use errors::ConnectionError;
+use errors::ServerError;
+pub(crate) use oversized::READ_BUFFER_BYTES;
+use oversized::Skipping;
 
 const COPY_BOTH_RESPONSE_TAG: u8 = b'W';
 /// The most the read buffer grows ahead of the bytes received for a message still
 /// arriving; beyond it, it grows as they arrive.
 const MAX_READ_AHEAD: usize = 1 << 16;
-
-/// An error reported by the server, with the fields an operator needs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ServerError {
-    pub severity: String,
-    pub code: String,
-    pub message: String,
-    pub detail: Option<String>,
-    pub hint: Option<String>,
-}
-
-impl std::fmt::Display for ServerError {
-    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(formatter, "{} (SQLSTATE {})", self.message, self.code)?;
-        if let Some(detail) = &self.detail {
-            write!(formatter, "; {detail}")?;
-        }
-        if let Some(hint) = &self.hint {
-            write!(formatter, "; hint: {hint}")?;
-        }
-        Ok(())
-    }
-}
-
-impl ServerError {
-    fn from_body(body: &backend::ErrorResponseBody) -> ServerError {
-        let mut error = ServerError {
-            severity: String::from("ERROR"),
-            code: String::new(),
-            message: String::new(),
-            detail: None,
-            hint: None,
-        };
-        let mut fields = body.fields();
-        while let Ok(Some(field)) = fields.next() {
-            let value = String::from_utf8_lossy(field.value_bytes()).into_owned();
-            match field.type_() {
-                b'S' => error.severity = value,
-                b'C' => error.code = value,
-                b'M' => error.message = value,
-                b'D' => error.detail = Some(value),
-                b'H' => error.hint = Some(value),
-                _ => {}
-            }
-        }
-        error
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum ConnectionError {
-    #[error(transparent)]
-    Socket(#[from] SocketError),
-    #[error("the server at {address} does not accept TLS, which sslmode={mode} requires")]
-    TlsRefused { address: String, mode: &'static str },
-    #[error("TLS handshake with {address} failed: {source}")]
-    TlsHandshake {
-        address: String,
-        #[source]
-        source: io::Error,
-    },
-    #[error(transparent)]
-    Tls(#[from] TlsError),
-    #[error("invalid host name {0:?} for TLS")]
-    ServerName(String),
-    #[error("server error: {0}")]
-    Server(ServerError),
-    #[error("the server asks for {0} authentication, which rowhook does not support")]
-    UnsupportedAuthentication(&'static str),
-    #[error("the server asks for a password, but the connection URL has none")]
-    PasswordMissing,
-    #[error("SCRAM-SHA-256 authentication failed: {0}")]
-    Scram(#[source] io::Error),
-    #[error("connection lost: {0}")]
-    Io(#[from] io::Error),
-    #[error("unexpected message from the server: {0}")]
-    Protocol(String),
-    #[error("the server closed the connection")]
-    Closed,
-}
-
-impl ConnectionError {
-    /// The SQLSTATE code when the server itself refused.
-    pub fn server_code(&self) -> Option<&str> {
-        match self {
-            ConnectionError::Server(error) => Some(&error.code),
-            _ => None,
-        }
-    }
-}
 
 /// The text rows of a simple query.
 #[derive(Debug, Default)]
@@ -145,20 +59,6 @@ pub enum CopyMessage {
         length: usize,
     },
     Done,
-}
-
-/// How much of an oversized message is kept: the XLogData header (25 bytes) and the
-/// start of the pgoutput message, which names the action and the relation.
-const OVERSIZED_HEAD: usize = 64;
-const COPY_DATA_TAG: u8 = b'd';
-const READ_BUFFER_BYTES: usize = 64 * 1024;
-
-/// An oversized CopyData message being read past.
-struct Skipping {
-    head: Bytes,
-    length: usize,
-    /// Bytes of its body still to drop.
-    remaining: usize,
 }
 
 pub struct ReplicationConnection {
@@ -371,12 +271,6 @@ impl ReplicationConnection {
         }
     }
 
-    /// CopyData messages whose body is longer than `limit` bytes are not read into
-    /// memory: [`Self::read_copy`] returns their head as [`CopyMessage::Oversized`].
-    pub fn limit_copy_data(&mut self, limit: usize) {
-        self.max_copy_data = limit;
-    }
-
     /// Reads the next CopyData payload. Cancel-safe: partial frames stay in the buffer,
     /// and a message being read past stays so.
     pub async fn read_copy(&mut self) -> Result<CopyMessage, ConnectionError> {
@@ -404,59 +298,6 @@ impl ReplicationConnection {
                 _ => return Err(unexpected("in CopyBoth mode")),
             }
         }
-    }
-
-    /// Reads past an oversized CopyData message when one is at the front of the buffer
-    /// (or already being read past); `None` when the next message is an ordinary one.
-    async fn read_past_oversized(&mut self) -> Result<Option<CopyMessage>, ConnectionError> {
-        if self.skipping.is_none() {
-            let Some(body) = self.oversized_ahead() else {
-                return Ok(None);
-            };
-            let kept = OVERSIZED_HEAD.min(body);
-            while self.read_buffer.len() < 5 + kept {
-                if self.transport.read_buf(&mut self.read_buffer).await? == 0 {
-                    return Err(ConnectionError::Closed);
-                }
-            }
-            self.read_buffer.advance(5);
-            let head = self.read_buffer.split_to(kept).freeze();
-            self.skipping = Some(Skipping {
-                head,
-                length: body,
-                remaining: body - kept,
-            });
-        }
-        loop {
-            let skipping = self.skipping.as_mut().expect("set above");
-            let dropped = skipping.remaining.min(self.read_buffer.len());
-            self.read_buffer.advance(dropped);
-            skipping.remaining -= dropped;
-            if self.read_buffer.is_empty() && self.read_buffer.capacity() > READ_BUFFER_BYTES {
-                // Whatever was reserved for the message goes: reading into it would touch
-                // every page of it, holding the row after all.
-                self.read_buffer = BytesMut::with_capacity(READ_BUFFER_BYTES);
-            }
-            if skipping.remaining == 0 {
-                let skipped = self.skipping.take().expect("set above");
-                return Ok(Some(CopyMessage::Oversized {
-                    head: skipped.head,
-                    length: skipped.length,
-                }));
-            }
-            if self.transport.read_buf(&mut self.read_buffer).await? == 0 {
-                return Err(ConnectionError::Closed);
-            }
-        }
-    }
-
-    /// The body length of the CopyData message at the front of the buffer, when it is
-    /// over the limit.
-    fn oversized_ahead(&self) -> Option<usize> {
-        let header = self.read_buffer.get(..5)?;
-        let length = u32::from_be_bytes([header[1], header[2], header[3], header[4]]) as usize;
-        let body = length.saturating_sub(4);
-        (header[0] == COPY_DATA_TAG && body > self.max_copy_data).then_some(body)
     }
 
     /// Sends a CopyData frame carrying `payload`.
@@ -572,6 +413,11 @@ async fn open_transport(url: &DatabaseUrl) -> Result<Watched<Transport>, Connect
         .map_err(|source| ConnectionError::TlsHandshake { address, source })?;
     Ok(Watched::new(Transport::Tls(Box::new(tls)), ANSWER_TIMEOUT))
 }
+
+#[path = "wire_errors.rs"]
+mod errors;
+#[path = "wire_oversized.rs"]
+mod oversized;
 
 #[cfg(test)]
 #[path = "wire_fuzz.rs"]

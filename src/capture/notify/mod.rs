@@ -2,6 +2,7 @@
 //! for databases where logical replication cannot be turned on.
 
 mod check;
+mod drainer_lock;
 mod error;
 mod outbox;
 mod queries;

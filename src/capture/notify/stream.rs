@@ -20,6 +20,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_postgres::{Client, Row, Statement};
 use tracing::{debug, error, info, warn};
 
+use super::drainer_lock::take_drainer_lock;
 use super::error::{NotifyError, query_error};
 use super::outbox::OutboxRow;
 use super::queries::{DELETE, FETCH, REJECT, read_row};
@@ -38,8 +39,6 @@ const BATCH_ROWS: i64 = 1_000;
 /// table of large rows does not fill memory.
 const BATCH_BYTES: i64 = 16 * 1024 * 1024;
 const BATCHES_PER_PASS: usize = 20;
-/// `pg_try_advisory_lock` key of the drainer: "rowhook" in ASCII.
-const DRAINER_LOCK: i64 = 0x0072_6f77_686f_6f6b;
 const POLL_INTERVAL: Duration = Duration::from_secs(5);
 /// How long shutdown waits for the last batches to be made durable, and then for their
 /// rows to be deleted, before leaving them for the next start (which drains them again,
@@ -76,7 +75,7 @@ struct Progress {
     types: TypeCatalog,
     column_lists: HashMap<TableName, String>,
     /// The server process of the last session, which may outlive it (see
-    /// `take_lock_from_abandoned`).
+    /// `take_drainer_lock`).
     last_backend: Option<i32>,
 }
 
@@ -164,21 +163,7 @@ impl NotifySource {
             .await
             .map_err(query_error("LISTEN"))?;
         if self.delete_drained {
-            let row = client
-                .query_one(
-                    "SELECT pg_try_advisory_lock($1), pg_backend_pid()",
-                    &[&DRAINER_LOCK],
-                )
-                .await
-                .map_err(query_error("locking the outbox"))?;
-            let abandoned = progress.last_backend.replace(row.get(1));
-            let mut locked: bool = row.get(0);
-            if !locked && let Some(abandoned) = abandoned {
-                locked = take_lock_from_abandoned(&client, abandoned).await?;
-            }
-            if !locked {
-                return Err(NotifyError::Busy);
-            }
+            take_drainer_lock(&client, &mut progress.last_backend).await?;
         }
         let fetch = client
             .prepare(FETCH)
@@ -443,40 +428,6 @@ impl NotifySource {
             status.send_modify(update);
         }
     }
-}
-
-/// Ends this instance's previous session if it still holds the drainer's lock — one
-/// given up as dead that the server has not noticed (behind a proxy that keeps accepting
-/// bytes it never would) — and takes the lock once the process has ended. A role may end
-/// its own sessions; a lock held by anyone else is left alone.
-async fn take_lock_from_abandoned(client: &Client, abandoned: i32) -> Result<bool, NotifyError> {
-    let ended = client
-        .query(
-            "SELECT pg_terminate_backend(pid) FROM pg_locks \
-             WHERE locktype = 'advisory' AND granted AND pid = $1",
-            &[&abandoned],
-        )
-        .await
-        .map_err(query_error("ending the previous session"))?;
-    if ended.is_empty() {
-        return Ok(false);
-    }
-    warn!(
-        pid = abandoned,
-        "ended this instance's previous outbox session, which still held the drainer's lock"
-    );
-    for _ in 0..50 {
-        let locked: bool = client
-            .query_one("SELECT pg_try_advisory_lock($1)", &[&DRAINER_LOCK])
-            .await
-            .map_err(query_error("locking the outbox"))?
-            .get(0);
-        if locked {
-            return Ok(true);
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    Ok(false)
 }
 
 /// The newest acknowledged outbox batch of this run.

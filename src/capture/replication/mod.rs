@@ -2,13 +2,17 @@
 
 mod check;
 mod decoder;
+mod error;
 mod frames;
 mod pgoutput;
 mod setup;
+mod slot;
 mod stream;
 mod wire;
 
 pub use check::check;
+pub use error::CaptureError;
 pub use setup::setup;
-pub use stream::{CaptureError, ReplicationSource, SlotKind};
+pub use slot::SlotKind;
+pub use stream::ReplicationSource;
 pub use wire::{ConnectionError, ReplicationConnection};

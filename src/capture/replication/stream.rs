@@ -8,99 +8,21 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, info, warn};
 
-use super::decoder::{ChangeDecoder, DecodeError, Decoded};
-use super::frames::{self, FrameError, Progress, ServerFrame};
-use super::wire::{ConnectionError, CopyMessage, ReplicationConnection};
-use crate::capture::reconnect::{Next, Reconnect, Transient};
+use super::decoder::{ChangeDecoder, Decoded};
+use super::error::CaptureError;
+use super::frames::{self, Progress, ServerFrame};
+use super::slot::SlotKind;
+use super::wire::{CopyMessage, ReplicationConnection};
+use crate::capture::reconnect::{Next, Reconnect};
 use crate::capture::stage::{Acknowledgements, Captured, CommitPosition};
 use crate::capture::status::{CaptureState, CaptureStatus};
 use crate::change::{Lsn, quote_identifier};
-use crate::postgres::{self, DatabaseError, DatabaseUrl, describe};
+use crate::postgres::{self, DatabaseUrl};
 use crate::shutdown::Shutdown;
 use crate::time;
 
 const STATUS_INTERVAL: Duration = Duration::from_secs(10);
 const TICK: Duration = Duration::from_millis(500);
-/// SQLSTATE of a slot another session streams from.
-const OBJECT_IN_USE: &str = "55006";
-
-#[derive(Debug, thiserror::Error)]
-pub enum CaptureError {
-    #[error(transparent)]
-    Connection(#[from] ConnectionError),
-    #[error("replication slot {slot:?} does not exist; run `rowhook setup` first")]
-    SlotMissing { slot: String },
-    #[error("replication slot {slot:?} uses plugin {plugin:?}; rowhook needs pgoutput")]
-    WrongPlugin { slot: String, plugin: String },
-    #[error("the server sent an unreadable replication frame: {0}")]
-    Frame(#[from] FrameError),
-    #[error("cannot decode a pgoutput message: {0}")]
-    Decode(#[from] DecodeError),
-    #[error("the server ended the replication stream")]
-    StreamEnded,
-    #[error("the server sent an unreadable LSN {0:?}")]
-    InvalidLsn(String),
-    #[error(transparent)]
-    CatalogConnection(#[from] DatabaseError),
-    #[error("cannot read column types from the catalog: {}", describe(.0))]
-    Catalog(tokio_postgres::Error),
-}
-
-impl Transient for CaptureError {
-    /// `replication slot "…" is active for PID n`: another instance streams from it.
-    fn is_held_elsewhere(&self) -> bool {
-        matches!(self, CaptureError::Connection(ConnectionError::Server(server))
-            if server.code == OBJECT_IN_USE)
-    }
-
-    /// Whether trying again later may succeed: the server restarting or unreachable, the
-    /// slot still held by a connection that died a moment ago. Wrong credentials, a
-    /// missing slot or publication, or `wal_level` too low need an operator instead.
-    fn is_transient(&self) -> bool {
-        match self {
-            CaptureError::SlotMissing { .. } | CaptureError::WrongPlugin { .. } => false,
-            CaptureError::Connection(error) => match error {
-                ConnectionError::Server(server) => {
-                    let code = server.code.as_str();
-                    !(code.starts_with("28")
-                        || code.starts_with("3D")
-                        || code.starts_with("42")
-                        || code == "55000")
-                }
-                ConnectionError::TlsHandshake { source, .. } => {
-                    source.kind() != std::io::ErrorKind::InvalidData
-                }
-                ConnectionError::Socket(_)
-                | ConnectionError::Io(_)
-                | ConnectionError::Closed
-                | ConnectionError::Protocol(_) => true,
-                ConnectionError::TlsRefused { .. }
-                | ConnectionError::Tls(_)
-                | ConnectionError::ServerName(_)
-                | ConnectionError::UnsupportedAuthentication(_)
-                | ConnectionError::PasswordMissing
-                | ConnectionError::Scram(_) => false,
-            },
-            // Reading types is an ordinary query on an ordinary connection: whatever fails
-            // there fails the same way for the stream and is tried again with it.
-            CaptureError::CatalogConnection(_) | CaptureError::Catalog(_) => true,
-            CaptureError::Frame(_)
-            | CaptureError::Decode(_)
-            | CaptureError::StreamEnded
-            | CaptureError::InvalidLsn(_) => true,
-        }
-    }
-}
-
-/// Which slot to read.
-#[derive(Clone, Debug)]
-pub enum SlotKind {
-    /// A slot made by `rowhook setup`; positions survive restarts.
-    Persistent { name: String },
-    /// A slot that lives as long as the connection (`rowhook tail`); no reconnect.
-    Temporary { name: String },
-}
-
 pub struct ReplicationSource {
     pub url: DatabaseUrl,
     pub slot: SlotKind,
@@ -193,24 +115,11 @@ impl ReplicationSource {
         reconnect.publish(CaptureState::Connecting);
         let mut connection = ReplicationConnection::connect(&self.url, "rowhook").await?;
         let abandoned = std::mem::replace(&mut resume.last_backend, connection.backend_pid());
-        let start = match &self.slot {
-            SlotKind::Persistent { name } => {
-                let slot_position =
-                    persistent_slot_position(&mut connection, name, abandoned).await?;
-                (*confirmed).max(slot_position)
-            }
-            SlotKind::Temporary { name } => {
-                let sql = format!(
-                    "CREATE_REPLICATION_SLOT {} TEMPORARY LOGICAL pgoutput (SNAPSHOT 'nothing')",
-                    quote_identifier(name)
-                );
-                let created = connection.simple_query(&sql).await?;
-                parse_lsn(created.first("consistent_point").unwrap_or_default())?
-            }
-        };
-        let slot_name = match &self.slot {
-            SlotKind::Persistent { name } | SlotKind::Temporary { name } => name,
-        };
+        let start = self
+            .slot
+            .start(&mut connection, *confirmed, abandoned)
+            .await?;
+        let slot_name = self.slot.name();
         let sql = format!(
             "START_REPLICATION SLOT {} LOGICAL {} (proto_version '1', publication_names '{}')",
             quote_identifier(slot_name),
@@ -261,63 +170,6 @@ struct Resume {
     /// slot: the server only notices after `wal_sender_timeout`, or, behind a proxy that
     /// keeps accepting bytes, never.
     last_backend: Option<i32>,
-}
-
-/// The slot's confirmed position. A slot still held by `abandoned`, this instance's own
-/// connection given up as dead, is freed first (`pg_terminate_backend`; a role may end
-/// its own sessions), so that the new connection need not wait for the server to notice.
-async fn persistent_slot_position(
-    connection: &mut ReplicationConnection,
-    slot: &str,
-    abandoned: Option<i32>,
-) -> Result<Lsn, CaptureError> {
-    let slot_literal = slot.replace('\'', "''");
-    if let Some(pid) = abandoned {
-        let sql = format!(
-            "SELECT pg_terminate_backend(active_pid) AS ended FROM pg_replication_slots \
-             WHERE slot_name = '{slot_literal}' AND active_pid = {pid}"
-        );
-        let ended = connection.simple_query(&sql).await?;
-        if ended.first("ended") == Some("t") {
-            warn!(
-                pid,
-                "ended this instance's previous replication session, which still held the slot"
-            );
-            // The process ends a moment after the signal; the slot is free once it has.
-            let wait = format!(
-                "SELECT count(*) AS held FROM pg_replication_slots \
-                 WHERE slot_name = '{slot_literal}' AND active_pid = {pid}"
-            );
-            for _ in 0..50 {
-                if connection.simple_query(&wait).await?.first("held") == Some("0") {
-                    break;
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-            }
-        }
-    }
-    let sql = format!(
-        "SELECT plugin, confirmed_flush_lsn::text AS confirmed FROM pg_replication_slots \
-         WHERE slot_name = '{slot_literal}' AND database = current_database()"
-    );
-    let found = connection.simple_query(&sql).await?;
-    let Some(plugin) = found.first("plugin") else {
-        return Err(CaptureError::SlotMissing {
-            slot: slot.to_string(),
-        });
-    };
-    if plugin != "pgoutput" {
-        return Err(CaptureError::WrongPlugin {
-            slot: slot.to_string(),
-            plugin: plugin.to_string(),
-        });
-    }
-    parse_lsn(found.first("confirmed").unwrap_or("0/0"))
-}
-
-fn parse_lsn(text: &str) -> Result<Lsn, CaptureError> {
-    text.parse()
-        .map_err(|_| CaptureError::InvalidLsn(text.to_string()))
 }
 
 /// The newest acknowledged transaction end, marking it seen.

@@ -57,17 +57,21 @@ struct Column {
 }
 
 impl OutboxRow {
-    /// The change this row records: the same envelope and the same JSON values as
-    /// replication mode with `REPLICA IDENTITY FULL` gives for the same change (the
-    /// trigger always sees the whole old row).
-    pub(crate) fn to_change(&self, types: &TypeCatalog) -> Result<Change, OutboxRowError> {
-        let action = self
-            .action
+    /// The row's action, which the trigger writes as text.
+    fn parsed_action(&self) -> Result<Action, OutboxRowError> {
+        self.action
             .parse::<Action>()
             .map_err(|()| OutboxRowError::Action {
                 id: self.id,
                 action: self.action.clone(),
-            })?;
+            })
+    }
+
+    /// The change this row records: the same envelope and the same JSON values as
+    /// replication mode with `REPLICA IDENTITY FULL` gives for the same change (the
+    /// trigger always sees the whole old row).
+    pub(crate) fn to_change(&self, types: &TypeCatalog) -> Result<Change, OutboxRowError> {
+        let action = self.parsed_action()?;
         let columns = self.parse_columns()?;
         let row = self.row(types, &columns, "row", &self.item)?;
         let (item, old, changed) = match action {
@@ -101,13 +105,7 @@ impl OutboxRow {
 
     /// The change of a row too large to read: everything but its row (`item` empty).
     pub(crate) fn to_oversized(&self, limit: u64) -> Result<OversizedRow, OutboxRowError> {
-        let action = self
-            .action
-            .parse::<Action>()
-            .map_err(|()| OutboxRowError::Action {
-                id: self.id,
-                action: self.action.clone(),
-            })?;
+        let action = self.parsed_action()?;
         Ok(OversizedRow {
             change: Change {
                 action,

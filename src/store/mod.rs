@@ -28,6 +28,8 @@ pub(crate) mod suite;
 #[cfg(test)]
 pub(crate) mod suite_control;
 #[cfg(test)]
+pub(crate) mod suite_delivery;
+#[cfg(test)]
 pub(crate) mod suite_history;
 #[cfg(test)]
 pub(crate) mod suite_rows;

@@ -14,10 +14,18 @@ const SHORTEST_MASKED: usize = 4;
 /// a `${VAR}`, the signing secrets, the admin token, `Authorization` values and
 /// inbound passwords. Wherever one appears in text shown to anyone — a URL, a header, a
 /// body, an error, an answer's body, a log line — it is shown as [`MASK`].
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct Secrets {
     /// Longest first, so that a secret containing another is masked whole.
     values: Vec<String>,
+}
+
+/// Shows how many values there are, never a value: a `Config` printed with `{:?}` (in a
+/// panic, a test failure) must not show what its own `Debug` forms mask.
+impl std::fmt::Debug for Secrets {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(formatter, "Secrets({} values)", self.values.len())
+    }
 }
 
 impl Secrets {
@@ -91,7 +99,7 @@ impl<W: std::io::Write> std::io::Write for MaskingWriter<W> {
             .read()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let text = String::from_utf8_lossy(buffer);
-        let masked = mask_url_password(&secrets.mask(&text));
+        let masked = secrets.mask_all(&text);
         self.0.write_all(masked.as_bytes())?;
         Ok(buffer.len())
     }
@@ -228,6 +236,12 @@ mod tests {
             secrets.mask_all("postgres://u:pw@h/db?key=tok-123456"),
             format!("postgres://u:{MASK}@h/db?key={MASK}")
         );
+    }
+
+    #[test]
+    fn debug_shows_no_value() {
+        let secrets = Secrets::new(["debug-secret".to_string(), "another-one".to_string()]);
+        assert_eq!(format!("{secrets:?}"), "Secrets(2 values)");
     }
 
     #[test]

@@ -169,6 +169,8 @@ body = "customer {{ item.id }} deleted"
     assert_eq!(admin.listen.to_string(), "[::1]:9000");
     assert_eq!(admin.token, "admin-token");
     assert!(!format!("{admin:?}").contains("admin-token"));
+    let whole = format!("{config:?}");
+    assert!(!whole.contains("admin-token") && !whole.contains("wms-token"));
     let global = DeliveryConfig {
         timeout: Duration::from_millis(1_500),
         retry: vec![Duration::ZERO, Duration::from_secs(60)],

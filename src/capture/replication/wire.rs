@@ -50,6 +50,7 @@ enum Incoming {
 }
 
 /// What the server sends inside CopyBoth mode.
+#[derive(Debug)]
 pub enum CopyMessage {
     Data(Bytes),
     /// A CopyData message larger than the connection's limit: its first bytes, and its
@@ -332,11 +333,13 @@ impl ReplicationConnection {
 
     async fn read_incoming(&mut self) -> Result<Incoming, ConnectionError> {
         loop {
-            if let Some(incoming) = parse_buffered(&mut self.read_buffer)? {
-                return Ok(incoming);
-            }
+            // Before parsing: an oversized message that arrived whole in one read (a
+            // `max_row` below the read buffer's size) must not be handed on whole.
             if self.oversized_ahead().is_some() {
                 return Ok(Incoming::OversizedAhead);
+            }
+            if let Some(incoming) = parse_buffered(&mut self.read_buffer)? {
+                return Ok(incoming);
             }
             if self.transport.read_buf(&mut self.read_buffer).await? == 0 {
                 return Err(ConnectionError::Closed);

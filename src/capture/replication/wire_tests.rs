@@ -72,3 +72,31 @@ fn copy_both_response_is_consumed_with_its_body() {
         Ok(Some(Incoming::Message(backend::Message::CopyData(_))))
     ));
 }
+
+#[tokio::test]
+async fn an_oversized_message_that_arrives_whole_is_still_read_past() {
+    let (ours, mut theirs) = tokio::net::UnixStream::pair().unwrap();
+    let mut connection = ReplicationConnection {
+        transport: Watched::new(Transport::Unix(ours), ANSWER_TIMEOUT),
+        read_buffer: BytesMut::with_capacity(READ_BUFFER_BYTES),
+        write_buffer: BytesMut::new(),
+        backend_pid: None,
+        max_copy_data: 100,
+        skipping: None,
+    };
+    let mut sent = copy_data(4 + 1_000, &[b'w'; 1_000]);
+    sent.extend_from_slice(&copy_data(4 + 3, b"k12"));
+    // Both messages are in the socket before the first read: one read takes them whole.
+    theirs.write_all(&sent).await.unwrap();
+    match connection.read_copy().await.unwrap() {
+        CopyMessage::Oversized { head, length } => {
+            assert_eq!(length, 1_000);
+            assert!(head.len() < 100 && head.iter().all(|byte| *byte == b'w'));
+        }
+        other => panic!("expected the oversized message to be read past, got {other:?}"),
+    }
+    match connection.read_copy().await.unwrap() {
+        CopyMessage::Data(body) => assert_eq!(&body[..], b"k12"),
+        other => panic!("expected the small message, got {other:?}"),
+    }
+}

@@ -28,7 +28,16 @@ async fn no_secret_is_shown_anywhere() {
         std::env::set_var("SCAN_DATABASE_PASSWORD", DATABASE_PASSWORD);
     }
     let receiver = Receiver::start().await;
-    receiver.respond_with(|_| Reply::Echo(500));
+    // The first attempt's answer echoes what it got; the second redirects to the URL it
+    // was sent (a `Location` with the query's secret, quoted by the attempt's error, which
+    // the alerts and the webhook page's last error show).
+    let answered = std::sync::atomic::AtomicUsize::new(0);
+    receiver.respond_with(move |received| {
+        match answered.fetch_add(1, std::sync::atomic::Ordering::SeqCst) {
+            0 => Reply::Echo(500),
+            _ => Reply::Redirect(format!("http://127.0.0.1:1{}", received.target)),
+        }
+    });
     let database = TestDatabase::create().await;
     database
         .execute("CREATE TABLE orders (id integer PRIMARY KEY, note text)")
@@ -134,6 +143,11 @@ headers = {{ "X-Api-Key" = "${{SCAN_API_KEY}}", Authorization = "Bearer ${{SCAN_
     assert!(
         detail.contains("••••") && detail.contains("response_body"),
         "the detail shows the masked request and the echoed answer: {detail}"
+    );
+    let webhook_page = &shown[4].1;
+    assert!(
+        webhook_page.contains("last error: redirect to"),
+        "the webhook page shows the last error: {webhook_page}"
     );
     let log_path = service.log.clone();
     service.stop();

@@ -24,6 +24,7 @@ use crate::config::{AlertConfig, Config, DeliveryConfig, WebhookConfig};
 use crate::event::Status;
 use crate::metrics::Metrics;
 use crate::outgoing::Outgoing;
+use crate::secret::Secrets;
 use crate::shutdown::Shutdown;
 use crate::store::{ClaimedEvent, EventStore, FinishedAttempt};
 use crate::time::now_ms;
@@ -48,6 +49,9 @@ struct Context {
     metrics: Arc<Metrics>,
     global_limit: Semaphore,
     alerts: AlertSender,
+    /// An attempt's error may quote its URL (with a `${VAR}` in the query): the alerts and
+    /// the last-hour activity get it masked, as the history shows it.
+    secrets: Secrets,
 }
 
 /// Where a lane delivers: a webhook, or an `[[alerts]]` target.
@@ -147,6 +151,7 @@ impl Dispatcher {
             metrics,
             global_limit: Semaphore::new(config.delivery.concurrency.max(1)),
             alerts,
+            secrets: config.secrets.clone(),
         });
         Dispatcher { context, lanes }
     }
@@ -216,13 +221,17 @@ async fn record(context: Arc<Context>, mut recorded: mpsc::UnboundedReceiver<Out
             Ok(statuses) => {
                 for (outcome, status) in batch.iter().zip(statuses) {
                     let attempt = &outcome.finished.attempt;
+                    let error = attempt
+                        .error
+                        .as_deref()
+                        .map(|error| context.secrets.mask_all(error));
                     if outcome.lane.webhook.alerting {
                         context.alerts.attempt(&AttemptSeen {
                             webhook: &outcome.lane.webhook.name,
                             event_id: &outcome.event_id,
                             succeeded: attempt.succeeded(),
                             failed_for_good: status == Status::Failed,
-                            error: attempt.error.as_deref(),
+                            error: error.as_deref(),
                         });
                     }
                     let latency = outcome
@@ -235,7 +244,7 @@ async fn record(context: Arc<Context>, mut recorded: mpsc::UnboundedReceiver<Out
                         outcome.finished.finished_at_ms,
                         match attempt.error_kind {
                             None => Ok(latency),
-                            Some(kind) => Err(attempt.error.as_deref().unwrap_or(kind.as_str())),
+                            Some(kind) => Err(error.as_deref().unwrap_or(kind.as_str())),
                         },
                     );
                     match attempt.error_kind {

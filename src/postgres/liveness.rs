@@ -84,7 +84,7 @@ impl<S> Watched<S> {
 }
 
 /// The error a read returns for a peer taken for dead.
-fn silent_peer(limit: Duration) -> io::Error {
+pub(crate) fn silent_peer(limit: Duration) -> io::Error {
     io::Error::new(
         io::ErrorKind::TimedOut,
         format!(

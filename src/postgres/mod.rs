@@ -14,8 +14,8 @@ pub use connection::{
     DatabaseError, connect, connect_answering_within, connect_listening, describe, display_address,
 };
 pub(crate) use liveness::SERVER_SIDE_KEEPALIVE_OPTIONS;
-pub(crate) use liveness::Watched;
 pub use liveness::{ANSWER_MARGIN, ANSWER_TIMEOUT, SERVER_SIDE_LIVENESS};
+pub(crate) use liveness::{Watched, silent_peer};
 pub use tls::TlsError;
 pub(crate) use tls::client_config;
 pub use transport::SocketError;

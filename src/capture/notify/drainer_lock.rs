@@ -45,9 +45,13 @@ pub(super) async fn take_drainer_lock(
 async fn take_lock_from_abandoned(client: &Client, abandoned: i32) -> Result<bool, NotifyError> {
     let ended = client
         .query(
+            // The drainer's lock itself (a bigint key shows as its two halves), so that a
+            // reused process id holding some other advisory lock is never ended.
             "SELECT pg_terminate_backend(pid) FROM pg_locks \
-             WHERE locktype = 'advisory' AND granted AND pid = $1",
-            &[&abandoned],
+             WHERE locktype = 'advisory' AND granted AND pid = $1 \
+             AND classid::bigint = $2::bigint >> 32 \
+             AND objid::bigint = $2::bigint & 4294967295 AND objsubid = 1",
+            &[&abandoned, &DRAINER_LOCK],
         )
         .await
         .map_err(query_error("ending the previous session"))?;

@@ -14,7 +14,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use crate::postgres::client_config;
 use crate::postgres::{
     ANSWER_TIMEOUT, DatabaseUrl, Host, SERVER_SIDE_KEEPALIVE_OPTIONS, SslMode, Transport, Watched,
-    open_socket,
+    open_socket, silent_peer,
 };
 
 pub use errors::ConnectionError;
@@ -380,15 +380,29 @@ fn unexpected(context: &str) -> ConnectionError {
 
 /// The socket with TLS negotiated as `sslmode` asks, watched for a silent peer: the
 /// stream asks the server for a keepalive when it has been quiet, so a peer that owes
-/// one for [`ANSWER_TIMEOUT`] is dead.
+/// one for [`ANSWER_TIMEOUT`] is dead. The negotiation itself, before the stream is
+/// watched, has as long.
 async fn open_transport(url: &DatabaseUrl) -> Result<Watched<Transport>, ConnectionError> {
     let socket = open_socket(url).await?;
-    let Transport::Tcp(mut stream) = socket else {
+    let Transport::Tcp(stream) = socket else {
         return Ok(Watched::new(socket, ANSWER_TIMEOUT));
     };
     let Some(config) = client_config(url.sslmode, url.sslrootcert.as_deref())? else {
         return Ok(Watched::new(Transport::Tcp(stream), ANSWER_TIMEOUT));
     };
+    let transport = tokio::time::timeout(ANSWER_TIMEOUT, negotiate_tls(url, stream, config))
+        .await
+        .map_err(|_| ConnectionError::Io(silent_peer(ANSWER_TIMEOUT)))??;
+    Ok(Watched::new(transport, ANSWER_TIMEOUT))
+}
+
+/// Asks the server for TLS and, if it agrees, does the handshake; a server that refuses
+/// is used in plain text only for `sslmode = prefer`.
+async fn negotiate_tls(
+    url: &DatabaseUrl,
+    mut stream: tokio::net::TcpStream,
+    config: Arc<rustls::ClientConfig>,
+) -> Result<Transport, ConnectionError> {
     let host = match &url.host {
         Host::Tcp(host) => host.as_str(),
         Host::Unix(_) => "localhost",
@@ -400,7 +414,7 @@ async fn open_transport(url: &DatabaseUrl) -> Result<Watched<Transport>, Connect
     let answer = stream.read_u8().await?;
     if answer != b'S' {
         return match url.sslmode {
-            SslMode::Prefer => Ok(Watched::new(Transport::Tcp(stream), ANSWER_TIMEOUT)),
+            SslMode::Prefer => Ok(Transport::Tcp(stream)),
             mode => Err(ConnectionError::TlsRefused {
                 address,
                 mode: mode.as_str(),
@@ -409,12 +423,12 @@ async fn open_transport(url: &DatabaseUrl) -> Result<Watched<Transport>, Connect
     }
     let server_name = ServerName::try_from(host.trim_matches(['[', ']']).to_string())
         .map_err(|_| ConnectionError::ServerName(host.to_string()))?;
-    let connector = tokio_rustls::TlsConnector::from(Arc::clone(&config));
+    let connector = tokio_rustls::TlsConnector::from(config);
     let tls = connector
         .connect(server_name, stream)
         .await
         .map_err(|source| ConnectionError::TlsHandshake { address, source })?;
-    Ok(Watched::new(Transport::Tls(Box::new(tls)), ANSWER_TIMEOUT))
+    Ok(Transport::Tls(Box::new(tls)))
 }
 
 #[path = "wire_errors.rs"]

@@ -100,3 +100,30 @@ async fn an_oversized_message_that_arrives_whole_is_still_read_past() {
         other => panic!("expected the small message, got {other:?}"),
     }
 }
+
+/// A server that accepts the connection and never answers the request for TLS (a
+/// half-dead host whose kernel still completes handshakes): connecting gives up after
+/// the answer timeout instead of waiting forever.
+#[tokio::test]
+async fn a_server_silent_during_the_tls_negotiation_is_given_up() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let held = tokio::spawn(async move {
+        let (socket, _) = listener.accept().await.unwrap();
+        tokio::time::sleep(ANSWER_TIMEOUT * 2).await;
+        drop(socket);
+    });
+    let url = DatabaseUrl::parse(&format!(
+        "postgres://rowhook@127.0.0.1:{port}/shop?sslmode=require"
+    ))
+    .unwrap();
+    let error = match ReplicationConnection::connect(&url, "rowhook").await {
+        Ok(_) => panic!("a silent server cannot be connected to"),
+        Err(error) => error,
+    };
+    assert!(
+        error.to_string().contains("did not answer for 30 s"),
+        "{error}"
+    );
+    held.abort();
+}

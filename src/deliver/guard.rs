@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use reqwest::Url;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+use url::Host;
 
 use crate::deny::{DeniedTarget, DenyList};
 
@@ -47,15 +48,15 @@ impl Resolve for GuardedResolver {
 
 /// Why `url` may not be sent, when its host is an IP address in a denied range. The
 /// URL parser has already normalised the other spellings of an address (`0x7f.1`,
-/// `2130706433`, `[::ffff:127.0.0.1]`), so the host text is the address itself.
+/// `2130706433`, `[::ffff:127.0.0.1]`) into the address itself.
 pub(super) fn denied_literal(deny: &DenyList, url: &Url) -> Option<DeniedTarget> {
-    let host = url.host_str()?;
-    let address: IpAddr = host
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .parse()
-        .ok()?;
-    deny.allowed(host, vec![SocketAddr::new(address, 0)]).err()
+    let address = match url.host()? {
+        Host::Ipv4(address) => IpAddr::V4(address),
+        Host::Ipv6(address) => IpAddr::V6(address),
+        Host::Domain(_) => return None,
+    };
+    deny.allowed(url.host_str()?, vec![SocketAddr::new(address, 0)])
+        .err()
 }
 
 /// The proxy variables set in `environment`, which a client with a deny list ignores.

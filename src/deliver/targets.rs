@@ -11,6 +11,7 @@ use crate::capture::Finding;
 use crate::config::Config;
 use crate::deliver::guard::{denied_literal, ignored_proxy_variables};
 use crate::deny::DenyList;
+use crate::route::has_markup;
 
 /// The warnings for `config`'s targets. Host names are looked up only with
 /// `resolve_names` (`check` without `--offline`); IP-literal hosts are always judged.
@@ -38,7 +39,7 @@ pub async fn check_targets(config: &Config, resolve_names: bool) -> Vec<Finding>
         );
     for (target, url) in targets {
         // A templated URL's host is known only per event; attempts are checked then.
-        if url.contains("{{") || url.contains("{%") {
+        if has_markup(url) {
             continue;
         }
         let Ok(url) = Url::parse(url) else {

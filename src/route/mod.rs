@@ -43,6 +43,7 @@ use context::{Globals, LazyChangeContext, event_object};
 use request::RenderInput;
 
 pub use request::RenderError;
+pub(crate) use template::has_markup;
 
 /// The event id of CONTRACT §4: the change's position and the webhook name, so every
 /// replay of the same change yields the same id. Webhook names are at most 32 characters

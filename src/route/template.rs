@@ -16,7 +16,7 @@ use super::diagnostic::{self, Wrapper};
 
 /// Whether `text` holds Liquid markup. Text without it is sent as written, with no parse
 /// and no render.
-pub(super) fn has_markup(text: &str) -> bool {
+pub(crate) fn has_markup(text: &str) -> bool {
     text.contains("{{") || text.contains("{%")
 }
 

@@ -4,7 +4,6 @@ use std::time::Duration;
 
 use toml::Table;
 
-use super::inbound::parse_size;
 use super::reader::{Reader, key_path};
 use super::{DeliveryConfig, Ordering};
 use crate::deny::{DenyList, DenyRange};
@@ -171,11 +170,8 @@ pub(super) fn read_overrides(
             ),
         }
     }
-    if let Some(size) = reader.string(table, path, "max_body") {
-        match parse_size(&size.text) {
-            Ok(max_body) => delivery.max_body = max_body,
-            Err(reason) => reader.error(key_path(path, "max_body"), reason),
-        }
+    if let Some(max_body) = reader.size(table, path, "max_body") {
+        delivery.max_body = max_body;
     }
     if let Some(rate) = reader.string(table, path, "rate") {
         match parse_rate(&rate.text) {

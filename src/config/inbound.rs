@@ -146,30 +146,6 @@ fn parse_path(mut rest: &str) -> Option<Vec<PathStep>> {
     (!steps.is_empty()).then_some(steps)
 }
 
-/// `512KB`, `1MB`, `2048` (bytes): units of 1,024.
-pub fn parse_size(text: &str) -> Result<usize, String> {
-    let digits = text.trim_end_matches(|character: char| character.is_ascii_alphabetic());
-    let unit = &text[digits.len()..];
-    let multiplier = match unit.to_ascii_uppercase().as_str() {
-        "" | "B" => 1,
-        "KB" | "KIB" => 1024,
-        "MB" | "MIB" => 1024 * 1024,
-        _ => {
-            return Err(format!(
-                "invalid size {text:?}: expected e.g. \"512KB\" or \"1MB\""
-            ));
-        }
-    };
-    match digits.parse::<usize>() {
-        Ok(number) if number > 0 => number
-            .checked_mul(multiplier)
-            .ok_or_else(|| format!("size {text:?} is too large")),
-        _ => Err(format!(
-            "invalid size {text:?}: expected e.g. \"512KB\" or \"1MB\""
-        )),
-    }
-}
-
 pub(super) fn read_inbound(reader: &mut Reader, document: &Table) -> Option<InboundConfig> {
     let table = reader.table(document, "", "inbound")?;
     let path = "inbound";
@@ -239,13 +215,9 @@ fn read_endpoint(reader: &mut Reader, table: &Table, path: &str) -> EndpointConf
         );
     }
     let (respond_status, respond_body) = read_respond(reader, table, path);
-    let max_body = match reader.string(table, path, "max_body") {
-        Some(size) => parse_size(&size.text).unwrap_or_else(|reason| {
-            reader.error(key_path(path, "max_body"), reason);
-            DEFAULT_MAX_BODY
-        }),
-        None => DEFAULT_MAX_BODY,
-    };
+    let max_body = reader
+        .size(table, path, "max_body")
+        .unwrap_or(DEFAULT_MAX_BODY);
     EndpointConfig {
         name,
         check,
@@ -341,15 +313,5 @@ mod tests {
         ] {
             assert!(parse_column_source(bad).is_err(), "{bad}");
         }
-    }
-
-    #[test]
-    fn sizes() {
-        assert_eq!(parse_size("1MB"), Ok(1024 * 1024));
-        assert_eq!(parse_size("512KB"), Ok(512 * 1024));
-        assert_eq!(parse_size("2048"), Ok(2048));
-        assert!(parse_size("0MB").is_err());
-        assert!(parse_size("1GB").is_err());
-        assert!(parse_size("big").is_err());
     }
 }

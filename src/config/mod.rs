@@ -21,6 +21,7 @@ mod inbound;
 mod reader;
 mod relations;
 mod sections;
+mod size;
 mod table_name;
 mod webhook;
 
@@ -44,11 +45,11 @@ pub use alerts::{AlertConfig, AlertKind};
 pub use duration::{DurationError, format_duration, parse_duration};
 pub use inbound::{
     ColumnSource, EndpointConfig, InboundConfig, PathStep, SenderCheck, parse_column_source,
-    parse_size,
 };
 pub use relations::{
     DEFAULT_HAS_MANY_LIMIT, Includes, MAX_INCLUDE_DEPTH, OrderBy, RelationConfig, RelationKind,
 };
+pub use size::parse_size;
 pub use table_name::{TableNameError, parse_table_name};
 
 /// Where the configuration is read from when neither `--config` nor `ROWHOOK_CONFIG` says.

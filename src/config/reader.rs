@@ -10,6 +10,7 @@ use toml::{Table, Value};
 use super::ConfigError;
 use super::duration::parse_duration;
 use super::environment::{Expanded, expand};
+use super::size::parse_size;
 
 /// The key path of `key` inside the table at `parent`: `webhooks[0].headers.Authorization`.
 /// Keys that TOML could not write bare are quoted, so the path stays unambiguous.
@@ -203,6 +204,14 @@ impl<'a> Reader<'a> {
     pub(crate) fn duration(&mut self, table: &Table, path: &str, key: &str) -> Option<Duration> {
         let value = table.get(key)?;
         self.duration_value(&key_path(path, key), value)
+    }
+
+    /// A size such as `"10MB"`; `None` when absent or invalid (the mistake recorded).
+    pub(crate) fn size(&mut self, table: &Table, path: &str, key: &str) -> Option<usize> {
+        let size = self.string(table, path, key)?;
+        parse_size(&size.text)
+            .map_err(|reason| self.error(key_path(path, key), reason))
+            .ok()
     }
 
     /// An array of durations; `None` when absent or when any element is invalid.

@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use toml::{Table, Value};
 
-use super::inbound::parse_size;
 use super::reader::{Reader, key_path};
 use super::relations;
 use super::table_name::{MAX_IDENTIFIER_BYTES, parse_table_name};
@@ -94,13 +93,9 @@ pub(super) fn read_source(reader: &mut Reader, document: &Table) -> SourceConfig
         );
     }
 
-    let max_row = match reader.string(table, path, "max_row") {
-        Some(size) => parse_size(&size.text).unwrap_or_else(|reason| {
-            reader.error(key_path(path, "max_row"), reason);
-            DEFAULT_MAX_ROW
-        }),
-        None => DEFAULT_MAX_ROW,
-    };
+    let max_row = reader
+        .size(table, path, "max_row")
+        .unwrap_or(DEFAULT_MAX_ROW);
 
     SourceConfig {
         url_from_environment: url.as_ref().is_some_and(|url| url.from_environment),

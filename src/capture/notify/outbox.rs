@@ -91,7 +91,28 @@ impl OutboxRow {
                 (row, Some(old), Some(changed))
             }
         };
-        Ok(Change {
+        Ok(self.change(action, item, old, changed))
+    }
+
+    /// The change of a row too large to read: everything but its row (`item` empty).
+    pub(crate) fn to_oversized(&self, limit: u64) -> Result<OversizedRow, OutboxRowError> {
+        let action = self.parsed_action()?;
+        Ok(OversizedRow {
+            change: self.change(action, Row::new(), None, None),
+            bytes: u64::try_from(self.size).unwrap_or(0),
+            limit,
+        })
+    }
+
+    /// The change of this row with these values; the rest comes from the row's columns.
+    fn change(
+        &self,
+        action: Action,
+        item: Row,
+        old: Option<Row>,
+        changed: Option<Vec<String>>,
+    ) -> Change {
+        Change {
             action,
             table: self.table.clone(),
             item,
@@ -100,26 +121,7 @@ impl OutboxRow {
             lsn: self.wal_position,
             position: self.position(),
             commit_time_micros: self.changed_at_micros,
-        })
-    }
-
-    /// The change of a row too large to read: everything but its row (`item` empty).
-    pub(crate) fn to_oversized(&self, limit: u64) -> Result<OversizedRow, OutboxRowError> {
-        let action = self.parsed_action()?;
-        Ok(OversizedRow {
-            change: Change {
-                action,
-                table: self.table.clone(),
-                item: Row::new(),
-                old: None,
-                changed: None,
-                lsn: self.wal_position,
-                position: self.position(),
-                commit_time_micros: self.changed_at_micros,
-            },
-            bytes: u64::try_from(self.size).unwrap_or(0),
-            limit,
-        })
+        }
     }
 
     /// Stable and unique: the transaction id is never reused in a cluster's life, and the

@@ -76,6 +76,24 @@ struct Batch {
     waiting: Vec<Waiting>,
 }
 
+impl Batch {
+    /// Counts one more change; the number of events before its own, for
+    /// [`Batch::count_events_from`].
+    fn started_change(&mut self) -> usize {
+        self.changes += 1;
+        self.started.get_or_insert_with(Instant::now);
+        self.events.len()
+    }
+
+    /// Adds the size of the events from `before` on to the batch's bytes.
+    fn count_events_from(&mut self, before: usize) {
+        self.bytes += self.events[before..]
+            .iter()
+            .map(NewEvent::size)
+            .sum::<usize>();
+    }
+}
+
 impl Ingest {
     pub fn new(config: &Config, parts: IngestParts) -> Ingest {
         Ingest {
@@ -97,10 +115,10 @@ impl Ingest {
             match item {
                 Captured::Change(change) => self.route(*change, &mut batch),
                 Captured::Oversized(oversized) => {
+                    let before = batch.started_change();
                     self.metrics.change_captured();
-                    batch.changes += 1;
-                    batch.started.get_or_insert_with(Instant::now);
                     self.routing.route_oversized(&oversized, &mut batch.events);
+                    batch.count_events_from(before);
                 }
                 Captured::Commit(position) => batch.commit = Some(position),
                 Captured::Drained(rows) => batch.drained.extend(rows),
@@ -122,18 +140,13 @@ impl Ingest {
     }
 
     fn route(&self, change: Change, batch: &mut Batch) {
+        let before = batch.started_change();
         self.metrics.change_captured();
-        batch.changes += 1;
-        batch.started.get_or_insert_with(Instant::now);
         let candidates = self.routing.router().candidates(&change);
-        let before = batch.events.len();
         let waiting = self
             .routing
             .route_or_wait(change, candidates, &mut batch.events);
-        batch.bytes += batch.events[before..]
-            .iter()
-            .map(NewEvent::size)
-            .sum::<usize>();
+        batch.count_events_from(before);
         if let Some(waiting) = waiting {
             batch.bytes += WAITING_CHANGE_BYTES;
             batch.waiting.push(waiting);
